@@ -1,0 +1,177 @@
+# warehouse-synth: render -> train -> eval -> video.
+#   make demo     the whole chain at laptop size (configs/*_demo.yaml), ~30 min on 2 CPU cores
+#   make test     the test suite (sets everything up first)
+#   make all      the same chain with the full configs (meant for a GPU machine)
+# Every stage target takes ARGS="..." (extra flags or key=value overrides) and a variable
+# per input/output (DATA=, RUN=, CKPT=, SOURCE=, ...). Outputs are files, so a rerun only
+# redoes what changed and an interrupted stage resumes.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3.11
+
+# PROFILE=demo picks the *_demo configs and demo folder names; `make demo` sets it.
+PROFILE ?= full
+ifeq ($(PROFILE),demo)
+  SFX  := _demo
+  NAME := demo
+else
+  SFX  :=
+  NAME := synth
+endif
+
+RENDER_CONFIG ?= configs/render$(SFX).yaml
+TRAIN_CONFIG  ?= configs/train$(SFX).yaml
+EVAL_CONFIG   ?= configs/eval$(SFX).yaml
+VIDEO_CONFIG  ?= configs/video$(SFX).yaml
+CLIP_CONFIG   ?= configs/clip$(SFX).yaml
+
+HUMANS     ?= assets_cache/humans
+HUMANS_N   ?= 24
+DATA       ?= data/$(NAME)
+TEST_DATA  ?= data/$(NAME)_test
+TEST_SEED  ?= 1000003
+TEST_N     ?= $(if $(filter demo,$(PROFILE)),16,500)
+RUN        ?= runs/$(NAME)
+CKPT       ?= $(RUN)/best.pt
+EVAL_DIR   ?= $(RUN)/eval/$(notdir $(TEST_DATA))
+CLIP       ?= data/clip$(SFX)
+SOURCE     ?= $(CLIP)
+VIDEO_OUT  ?= outputs/video/$(notdir $(basename $(SOURCE))).mp4
+ONNX       ?= $(RUN)/model.onnx
+PREVIEW    ?= $(DATA)/preview
+RUNS       ?= $(wildcard runs/*)
+ARGS       ?=
+
+.PHONY: help setup humans render render-test preview preview-aug train eval compare clip video \
+        export bench lint test test-fast demo all clean clean-all vtest
+
+help:
+	@echo "make demo        whole chain at laptop size (render, train, eval, clip, video)"
+	@echo "make test        run the tests (sets everything up first)"
+	@echo "make setup       create $(VENV) and install the package, Debian libs bpy needs"
+	@echo "make render      render $(DATA) with $(RENDER_CONFIG)  (+ render-test: $(TEST_DATA))"
+	@echo "make preview     contact sheet + statistics of $(DATA) into $(PREVIEW)"
+	@echo "make train       train $(RUN) on $(DATA) with $(TRAIN_CONFIG)"
+	@echo "make eval        evaluate $(CKPT) on $(TEST_DATA) into $(EVAL_DIR)"
+	@echo "make compare     one table over RUNS=\"$(RUNS)\""
+	@echo "make clip        render the ground-truth video clip $(CLIP)"
+	@echo "make video       run $(CKPT) on SOURCE=$(SOURCE) -> $(VIDEO_OUT)"
+	@echo "make export      ONNX export of $(CKPT) with a parity check -> $(ONNX)"
+	@echo "make bench       benchmarks (JSON) into outputs/bench/"
+	@echo "make all         the chain with the full configs (GPU-sized)"
+	@echo "Variables: PROFILE=demo|full DATA= RUN= CKPT= SOURCE= ARGS=\"key=value ...\""
+
+# ---------------------------------------------------------------- setup
+# Reinstalls only when pyproject.toml changes.
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	@bash scripts/system_deps.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@# trackeval >= 1.1 wheels demand numpy>=2 (bpy needs <2); 1.0.0's code runs fine on 1.26
+	$(PY) -m pip install -q --no-deps 'trackeval==1.0.0' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import torch, torchvision, bpy, pycocotools, cv2, albumentations, supervision, trackeval, anny" 
+	@touch $@
+
+# Posed human meshes from `anny` (the first run builds anny's ~0.8 GB cache, ~2 min).
+humans: $(HUMANS)/index.json
+$(HUMANS)/index.json: $(STAMP) pipeline/humans.py
+	$(PY) -m pipeline.humans --out $(HUMANS) --count $(HUMANS_N) --seed 0
+
+# ---------------------------------------------------------------- render
+render: $(DATA)/annotations.json
+$(DATA)/annotations.json: $(RENDER_CONFIG) $(HUMANS)/index.json
+	$(PY) -m blender.render --config $(RENDER_CONFIG) --out $(DATA) humans_dir=$(HUMANS) $(ARGS)
+
+render-test: $(TEST_DATA)/annotations.json
+$(TEST_DATA)/annotations.json: $(RENDER_CONFIG) $(HUMANS)/index.json
+	$(PY) -m blender.render --config $(RENDER_CONFIG) --out $(TEST_DATA) --seed $(TEST_SEED) \
+	    --num-images $(TEST_N) humans_dir=$(HUMANS) $(ARGS)
+
+preview: $(DATA)/annotations.json
+	$(PY) -m pipeline.preview --data $(DATA) --out $(PREVIEW) $(ARGS)
+
+preview-aug: $(DATA)/annotations.json
+	$(PY) -m pipeline.preview_aug --config $(TRAIN_CONFIG) --data $(DATA) --out $(RUN)/preview_aug.png $(ARGS)
+
+# ---------------------------------------------------------------- train / eval
+train: $(RUN)/best.pt
+$(RUN)/best.pt: $(DATA)/annotations.json $(TRAIN_CONFIG)
+	$(PY) -m pipeline.train --config $(TRAIN_CONFIG) --data $(DATA) --out $(RUN) \
+	    $(if $(wildcard $(RUN)/last.pt),--resume) $(ARGS)
+
+eval: $(EVAL_DIR)/metrics.json
+$(EVAL_DIR)/metrics.json: $(CKPT) $(TEST_DATA)/annotations.json
+	$(PY) -m pipeline.evaluate --config $(EVAL_CONFIG) --checkpoint $(CKPT) --data $(TEST_DATA) \
+	    --out $(EVAL_DIR) $(ARGS)
+
+compare:
+	$(PY) -m pipeline.compare $(RUNS) --out outputs/compare.md $(ARGS)
+
+# ---------------------------------------------------------------- video
+clip: $(CLIP)/annotations.json
+$(CLIP)/annotations.json: $(CLIP_CONFIG) $(HUMANS)/index.json
+	$(PY) -m blender.clip --config $(CLIP_CONFIG) --out $(CLIP) humans_dir=$(HUMANS) $(ARGS)
+
+# With no SOURCE the ground-truth clip is rendered first and scored.
+video: $(if $(filter $(CLIP),$(SOURCE)),$(CLIP)/annotations.json) $(CKPT)
+	$(PY) -m pipeline.video --config $(VIDEO_CONFIG) --checkpoint $(CKPT) --source $(SOURCE) \
+	    --out $(VIDEO_OUT) $(ARGS)
+
+export: $(CKPT)
+	$(PY) -m pipeline.export --checkpoint $(CKPT) --out $(ONNX) \
+	    $(if $(wildcard $(TEST_DATA)/images),--check-images $(TEST_DATA)/images) $(ARGS)
+
+# Real footage: Debian's opencv-doc ships vtest.avi, a real pedestrian clip.
+vtest:
+	@bash scripts/system_deps.sh opencv-doc
+	@f=$$(find /usr/share/doc/opencv-doc -name 'vtest.avi*' | head -1); \
+	  mkdir -p data/real; case "$$f" in *.gz) gunzip -c "$$f" > data/real/vtest.avi;; *) cp "$$f" data/real/vtest.avi;; esac; \
+	  echo "data/real/vtest.avi"
+
+# ---------------------------------------------------------------- chains
+demo:
+	$(MAKE) PROFILE=demo render render-test train eval clip video preview
+	@$(MAKE) --no-print-directory PROFILE=demo demo-summary
+
+demo-summary:
+	@echo ""
+	@echo "demo done:"
+	@echo "  dataset      $(DATA)/images, $(DATA)/annotations.json  (preview: $(PREVIEW)/contact_sheet.png)"
+	@echo "  model        $(RUN)/best.pt  (curves: $(RUN)/metrics.jsonl, tensorboard --logdir $(RUN)/tb)"
+	@echo "  evaluation   $(EVAL_DIR)/report.md"
+	@echo "  video        $(VIDEO_OUT)  (+ .jsonl detections, .summary.json)"
+
+all:
+	$(MAKE) PROFILE=full render render-test train eval clip video preview
+
+# ---------------------------------------------------------------- checks
+test: $(STAMP) $(HUMANS)/index.json
+	@$(PY) -m pytest $(ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP)
+	@$(PY) -m pytest -m "not blender and not slow" $(ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: $(STAMP) $(HUMANS)/index.json
+	@mkdir -p outputs/bench
+	$(PY) -m bench.render $(ARGS) | tee outputs/bench/render.json
+	$(PY) -m bench.train $(ARGS) | tee outputs/bench/train.json
+	$(PY) -m bench.eval $(ARGS) | tee outputs/bench/eval.json
+	$(PY) -m bench.video $(ARGS) | tee outputs/bench/video.json
+
+lint: $(STAMP)
+	$(PY) -m ruff check blender pipeline tests bench
+
+clean:
+	rm -rf data/demo data/demo_test data/clip_demo runs/demo outputs
+
+clean-all: clean
+	rm -rf $(VENV) assets_cache data runs
