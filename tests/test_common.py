@@ -124,3 +124,10 @@ def test_blender_side_imports_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_atomic_files_get_the_usual_mode_not_mkstemps_0600(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    p = atomic_write_json(tmp_path / "m.json", {})
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask
