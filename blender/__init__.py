@@ -1,0 +1,1 @@
+"""Blender side: randomized warehouse scenes rendered into COCO datasets (never imports torch)."""

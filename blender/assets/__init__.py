@@ -1,0 +1,1 @@
+"""Procedural props: loads and pallets, pallet jacks, pedestrians (library meshes), distractors."""

@@ -1,0 +1,112 @@
+"""Materials of one frame: simple Principled BSDFs, shared by every object that uses the same look.
+
+Plan colours are sRGB; Blender's base colour is linear, so they are converted here. A
+procedural texture is used only where it carries realism (concrete floor, cardboard, wood).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import bpy
+
+
+def srgb_to_linear(rgb: Sequence[float]) -> tuple[float, float, float, float]:
+    out = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return (*out, 1.0)
+
+
+class Materials:
+    """Per-frame cache: the same (name, colour, params) key returns the same material."""
+
+    def __init__(self):
+        self._cache: dict[tuple, bpy.types.Material] = {}
+
+    def plain(self, name: str, rgb: Sequence[float], roughness: float = 0.6, metallic: float = 0.0,
+              coat: float = 0.0, emission: float = 0.0, specular: float = 0.5) -> bpy.types.Material:
+        key = ("plain", name, tuple(round(c, 4) for c in rgb), roughness, metallic, coat, emission, specular)
+        if key in self._cache:
+            return self._cache[key]
+        mat = bpy.data.materials.new(name)
+        bsdf = mat.node_tree.nodes["Principled BSDF"]
+        color = srgb_to_linear(rgb)
+        bsdf.inputs["Base Color"].default_value = color
+        bsdf.inputs["Roughness"].default_value = roughness
+        bsdf.inputs["Metallic"].default_value = metallic
+        bsdf.inputs["Specular IOR Level"].default_value = specular
+        if coat:
+            bsdf.inputs["Coat Weight"].default_value = coat
+        if emission:
+            bsdf.inputs["Emission Color"].default_value = color
+            bsdf.inputs["Emission Strength"].default_value = emission
+        mat.diffuse_color = color  # solid-view colour, handy when debugging
+        self._cache[key] = mat
+        return mat
+
+    def textured(self, name: str, rgb: Sequence[float], rgb2: Sequence[float], scale: float,
+                 roughness: float = 0.7, detail: float = 4.0, stains: float = 0.0,
+                 stain_scale: float = 0.08) -> bpy.types.Material:
+        """Two colours mixed by noise (object-space metres) and optional dark blotches."""
+        key = ("tex", name, tuple(rgb), tuple(rgb2), scale, roughness, stains)
+        if key in self._cache:
+            return self._cache[key]
+        mat = bpy.data.materials.new(name)
+        nt = mat.node_tree
+        bsdf = nt.nodes["Principled BSDF"]
+        coord = nt.nodes.new("ShaderNodeTexCoord")
+        noise = nt.nodes.new("ShaderNodeTexNoise")
+        noise.inputs["Scale"].default_value = scale
+        noise.inputs["Detail"].default_value = detail
+        nt.links.new(coord.outputs["Object"], noise.inputs["Vector"])
+        mix = nt.nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        mix.inputs["A"].default_value = srgb_to_linear(rgb)
+        mix.inputs["B"].default_value = srgb_to_linear(rgb2)
+        nt.links.new(noise.outputs["Fac"], mix.inputs["Factor"])
+        color_out = mix.outputs["Result"]
+        if stains > 0:
+            blot = nt.nodes.new("ShaderNodeTexNoise")
+            blot.inputs["Scale"].default_value = stain_scale
+            blot.inputs["Detail"].default_value = 6.0
+            nt.links.new(coord.outputs["Object"], blot.inputs["Vector"])
+            ramp = nt.nodes.new("ShaderNodeMapRange")
+            ramp.inputs["From Min"].default_value = 0.5
+            ramp.inputs["From Max"].default_value = 0.68
+            ramp.inputs["To Min"].default_value = 0.0
+            ramp.inputs["To Max"].default_value = stains
+            nt.links.new(blot.outputs["Fac"], ramp.inputs["Value"])
+            dark = nt.nodes.new("ShaderNodeMix")
+            dark.data_type = "RGBA"
+            dark.blend_type = "MULTIPLY"
+            dark.inputs["B"].default_value = (0.25, 0.23, 0.2, 1.0)
+            nt.links.new(ramp.outputs["Result"], dark.inputs["Factor"])
+            nt.links.new(color_out, dark.inputs["A"])
+            color_out = dark.outputs["Result"]
+            # stains are oil: a little glossier
+            rough = nt.nodes.new("ShaderNodeMapRange")
+            rough.inputs["To Min"].default_value = roughness
+            rough.inputs["To Max"].default_value = roughness * 0.6
+            nt.links.new(ramp.outputs["Result"], rough.inputs["Value"])
+            nt.links.new(rough.outputs["Result"], bsdf.inputs["Roughness"])
+        else:
+            bsdf.inputs["Roughness"].default_value = roughness
+        nt.links.new(color_out, bsdf.inputs["Base Color"])
+        mat.diffuse_color = srgb_to_linear(rgb)
+        self._cache[key] = mat
+        return mat
+
+    def emission(self, name: str, rgb: Sequence[float], strength: float) -> bpy.types.Material:
+        key = ("emit", name, tuple(round(c, 4) for c in rgb), strength)
+        if key in self._cache:
+            return self._cache[key]
+        mat = bpy.data.materials.new(name)
+        nt = mat.node_tree
+        for n in list(nt.nodes):
+            if n.type != "OUTPUT_MATERIAL":
+                nt.nodes.remove(n)
+        em = nt.nodes.new("ShaderNodeEmission")
+        em.inputs["Color"].default_value = srgb_to_linear(rgb)
+        em.inputs["Strength"].default_value = strength
+        nt.links.new(em.outputs["Emission"], nt.nodes["Material Output"].inputs["Surface"])
+        self._cache[key] = mat
+        return mat

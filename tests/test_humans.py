@@ -1,0 +1,79 @@
+"""Human mesh library generator (anny). Slow the first time: anny builds a ~0.8 GB cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.common import UserError
+from pipeline.humans import POSE_CYCLE, REGIONS, generate, main
+
+pytest.importorskip("anny")
+pytestmark = pytest.mark.slow
+
+
+def _obj_vertices(path):
+    rows = [ln.split()[1:] for ln in path.read_text().splitlines() if ln.startswith("v ")]
+    v = np.array(rows, float)
+    return np.c_[v[:, 0], -v[:, 2], v[:, 1]]  # file is Y-up (x, z, -y): back to Z-up
+
+
+def test_library_is_complete_resumable_and_seeded(tmp_path, capsys):
+    out = tmp_path / "humans"
+    res = generate(out, count=2, seed=3, progress=False)
+    assert res["made"] == 2
+    index = json.loads((out / "index.json").read_text())
+    assert [m["id"] for m in index["meshes"]] == ["h0000", "h0001"]
+    for m, (pose, _) in zip(index["meshes"], POSE_CYCLE, strict=False):
+        assert m["pose"] == pose
+        assert 1.5 <= m["stature"] <= 1.95
+        assert sum(m["region_face_counts"].values()) == m["n_faces"] > 20000
+        assert set(m["region_face_counts"]) == set(REGIONS)
+        v = _obj_vertices(out / m["file"])
+        assert len(v) == m["n_vertices"]
+        assert v[:, 2].min() == pytest.approx(0.0, abs=1e-4)       # feet on the floor
+        assert v[:, 2].max() == pytest.approx(m["height"], abs=1e-3)
+        assert abs(v[:, 0].mean()) < 0.1 and abs(v[:, 1].mean()) < 0.15
+        # the head is on top, the face looks to -Y (nose ahead of the head centre)
+        head = np.asarray(m["head_center"])
+        assert head[2] > 0.8 * m["height"]
+        near_head = v[np.linalg.norm(v - head, axis=1) < 0.15]
+        assert near_head[:, 1].min() < head[1] - 0.05
+        vest = _obj_vertices(out / m["vest_file"])
+        assert 0.8 < vest[:, 2].min() / m["height"] * 1.75 and vest[:, 2].max() < head[2]
+    # resume: nothing is remade, files untouched
+    stamp = (out / "h0000.obj").stat().st_mtime_ns
+    assert generate(out, count=2, seed=3, progress=False)["made"] == 0
+    assert (out / "h0000.obj").stat().st_mtime_ns == stamp
+    # extending keeps the first meshes and adds the next pose of the cycle
+    assert generate(out, count=3, seed=3, progress=False)["made"] == 1
+    assert json.loads((out / "index.json").read_text())["meshes"][2]["pose"] == POSE_CYCLE[2][0]
+    with pytest.raises(UserError, match="seed 3"):
+        generate(out, count=3, seed=4, progress=False)
+    assert main(["--out", str(out), "--count", "3", "--seed", "3"]) == 0
+    assert "3 meshes" in capsys.readouterr().out
+
+
+@pytest.mark.blender
+def test_blender_imports_the_library_upright_with_region_slots(tmp_path):
+    bpy = pytest.importorskip("bpy")
+    from blender.assets.pedestrian import HumanMeshes
+
+    out = tmp_path / "humans"
+    generate(out, count=1, seed=0, progress=False)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    lib = HumanMeshes(out)
+    rec = lib.index["h0000"]
+    me, regions = lib.get(rec["file"])
+    assert regions == list(rec["region_face_counts"])          # slot order = file order
+    counts = np.bincount([p.material_index for p in me.polygons], minlength=len(regions))
+    assert counts.tolist() == list(rec["region_face_counts"].values())
+    co = np.array([v.co[:] for v in me.vertices])
+    assert co[:, 2].min() == pytest.approx(0.0, abs=1e-3)        # Z-up, feet on the floor
+    assert co[:, 2].max() == pytest.approx(rec["height"], abs=1e-3)
+    vest, vregions = lib.get(rec["vest_file"])
+    assert set(vregions) == {"vest", "stripe"} and len(vest.polygons) > 500
+    assert lib.get(rec["file"])[0] is me                          # imported once per frame
+    assert not [m for m in bpy.data.materials if m.name.split(".")[0] in REGIONS]
