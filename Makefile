@@ -38,6 +38,8 @@ TEST_SEED  ?= 1000003
 TEST_N     ?= $(if $(filter demo,$(PROFILE)),16,500)
 RUN        ?= runs/$(NAME)
 CKPT       ?= $(RUN)/best.pt
+# what must exist before CKPT can be used: the finished run when CKPT is the default one
+CKPT_DEP    = $(if $(filter $(RUN)/best.pt,$(CKPT)),$(RUN)/summary.json,$(CKPT))
 EVAL_DIR   ?= $(RUN)/eval/$(notdir $(TEST_DATA))
 CLIP       ?= data/clip$(SFX)
 SOURCE     ?= $(CLIP)
@@ -101,13 +103,15 @@ preview-aug: $(DATA)/annotations.json
 	$(PY) -m pipeline.preview_aug --config $(TRAIN_CONFIG) --data $(DATA) --out $(RUN)/preview_aug.png $(ARGS)
 
 # ---------------------------------------------------------------- train / eval
-train: $(RUN)/best.pt
-$(RUN)/best.pt: $(DATA)/annotations.json $(TRAIN_CONFIG)
+# summary.json is written only when training reaches max_iters (best.pt appears at the first
+# validation), so a killed run is not mistaken for a finished one and resumes from last.pt.
+train: $(RUN)/summary.json
+$(RUN)/summary.json: $(DATA)/annotations.json $(TRAIN_CONFIG)
 	$(PY) -m pipeline.train --config $(TRAIN_CONFIG) --data $(DATA) --out $(RUN) \
 	    $(if $(wildcard $(RUN)/last.pt),--resume) $(ARGS)
 
 eval: $(EVAL_DIR)/metrics.json
-$(EVAL_DIR)/metrics.json: $(CKPT) $(TEST_DATA)/annotations.json
+$(EVAL_DIR)/metrics.json: $(CKPT_DEP) $(TEST_DATA)/annotations.json
 	$(PY) -m pipeline.evaluate --config $(EVAL_CONFIG) --checkpoint $(CKPT) --data $(TEST_DATA) \
 	    --out $(EVAL_DIR) $(ARGS)
 
@@ -120,11 +124,11 @@ $(CLIP)/annotations.json: $(CLIP_CONFIG) $(HUMANS)/index.json
 	$(PY) -m blender.clip --config $(CLIP_CONFIG) --out $(CLIP) humans_dir=$(HUMANS) $(ARGS)
 
 # With no SOURCE the ground-truth clip is rendered first and scored.
-video: $(if $(filter $(CLIP),$(SOURCE)),$(CLIP)/annotations.json) $(CKPT)
+video: $(if $(filter $(CLIP),$(SOURCE)),$(CLIP)/annotations.json) $(CKPT_DEP)
 	$(PY) -m pipeline.video --config $(VIDEO_CONFIG) --checkpoint $(CKPT) --source $(SOURCE) \
 	    --out $(VIDEO_OUT) $(ARGS)
 
-export: $(CKPT)
+export: $(CKPT_DEP)
 	$(PY) -m pipeline.export --checkpoint $(CKPT) --out $(ONNX) \
 	    $(if $(wildcard $(TEST_DATA)/images),--check-images $(TEST_DATA)/images) $(ARGS)
 
@@ -162,10 +166,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP) $(HUMANS)/index.json
 	@mkdir -p outputs/bench
-	$(PY) -m bench.render $(ARGS) | tee outputs/bench/render.json
-	$(PY) -m bench.train $(ARGS) | tee outputs/bench/train.json
-	$(PY) -m bench.eval $(ARGS) | tee outputs/bench/eval.json
-	$(PY) -m bench.video $(ARGS) | tee outputs/bench/video.json
+	$(PY) -m bench.render | tee outputs/bench/render.json
+	$(PY) -m bench.train | tee outputs/bench/train.json
+	$(PY) -m bench.eval | tee outputs/bench/eval.json
+	$(PY) -m bench.video | tee outputs/bench/video.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check blender pipeline tests bench

@@ -1,0 +1,82 @@
+"""Training config schema (configs/train*.yaml). Loaded with pipeline.common.load_config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.common import StrictModel
+from pipeline.model import ModelConfig
+
+
+class DataConfig(StrictModel):
+    train: str | None = None          # dataset folder; --data overrides
+    ann_file: str | None = None       # default <train>/annotations.json
+    val: str | None = None            # separate validation set; else a split of `train`
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    split_seed: int = 0
+    class_map: dict[str, str] = {}    # foreign category name -> ours (e.g. person: pedestrian)
+    skip_bad: bool = False            # skip and count bad records instead of stopping
+    batch_size: int = Field(2, ge=1)  # per process
+    workers: int = Field(2, ge=0)
+
+
+class AugmentConfig(StrictModel):
+    """One `strength` (0 = none .. 1 = strong) sets every op; a per-op value overrides it."""
+    strength: float = Field(0.5, ge=0, le=1)
+    hflip: float | None = Field(None, ge=0, le=1)      # probability (default 0.5 if strength > 0)
+    scale: float | None = Field(None, ge=0, lt=1)      # max relative zoom in/out (0.4 * strength)
+    translate: float | None = Field(None, ge=0, le=0.5)  # max shift, fraction of size (0.15 * s)
+    color: float | None = Field(None, ge=0, le=1)      # brightness/contrast/saturation jitter (0.4 * s)
+    blur: float | None = Field(None, ge=0, le=1)       # probability of Gaussian/motion blur (0.3 * s)
+    noise: float | None = Field(None, ge=0, le=1)      # probability of Gaussian noise (0.3 * s)
+    jpeg: float | None = Field(None, ge=0, le=1)       # probability of JPEG artefacts (0.3 * s)
+    min_area: int = Field(16, ge=1)   # instances with fewer visible pixels after cropping are dropped
+
+
+class SolverConfig(StrictModel):
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.02, gt=0)     # for batch 16 (torchvision reference); scale with batch size
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    pretrained_lr_mult: float = Field(0.1, gt=0, le=1)  # lr factor of pretrained layers vs new heads
+    max_iters: int = Field(20000, ge=1)  # --max-iters overrides
+    warmup_iters: int = Field(500, ge=0)
+    warmup_factor: float = Field(0.001, gt=0, le=1)
+    schedule: Literal["cosine", "step"] = "cosine"
+    steps: list[float] = [0.67, 0.89]  # step schedule: fractions of max_iters where lr *= gamma
+    gamma: float = Field(0.1, gt=0, le=1)
+    min_lr_factor: float = Field(0.0, ge=0, le=1)  # cosine floor
+    clip_grad_norm: float | None = Field(10.0, gt=0)
+    amp: Literal["auto", "off", "fp16", "bf16"] = "auto"  # auto: fp16 on CUDA, off elsewhere
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _yaml_off_is_false(cls, v):  # YAML reads a bare `off` as False
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _steps_are_fractions(self):
+        if any(not 0 < s < 1 for s in self.steps):
+            raise ValueError("solver.steps are fractions of max_iters in (0, 1)")
+        return self
+
+
+class LogConfig(StrictModel):
+    log_every: int = Field(20, ge=1)          # metrics.jsonl + TensorBoard scalars
+    checkpoint_every: int = Field(500, ge=1)  # last.pt
+    eval_every: int = Field(2000, ge=0)       # validation + best.pt (0 = only at the end)
+    tb_images: int = Field(4, ge=0)           # validation images drawn with predictions
+    val_max_images: int | None = Field(None, ge=1)  # cap validation cost on big sets
+
+
+class TrainConfig(StrictModel):
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int | None = Field(None, ge=1)  # torch CPU threads (None = torch default)
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
+    solver: SolverConfig = SolverConfig()
+    log: LogConfig = LogConfig()

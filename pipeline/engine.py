@@ -1,0 +1,149 @@
+"""One training step, the learning-rate schedule, and validation with COCO metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from pipeline.coco_eval import GroundTruth, evaluate_coco
+from pipeline.common import UserError
+from pipeline.config import SolverConfig
+from pipeline.model import param_groups
+
+
+class TrainingDiverged(RuntimeError):
+    """Loss became NaN/inf; the message names the step and the loss terms."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda asked for but CUDA is not available here (use device=auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("device: mps asked for but MPS is not available here (use device=auto or cpu)")
+    return torch.device(name)
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: fp16 on CUDA by default; bf16 only when asked for (CPU, or CUDA)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp in ("auto", "fp16"):
+        if device.type != "cuda":
+            raise UserError("solver.amp=fp16 needs CUDA (use bf16 on CPU, or off)")
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- optimizer and schedule
+
+def lr_factor(step: int, s: SolverConfig) -> float:
+    """Multiplier of the base lr at optimizer step `step`: linear warm-up, then cosine or steps."""
+    if step < s.warmup_iters:
+        a = step / s.warmup_iters
+        return s.warmup_factor * (1 - a) + a
+    if s.schedule == "step":
+        return s.gamma ** sum(step >= f * s.max_iters for f in s.steps)
+    span = max(1, s.max_iters - s.warmup_iters)
+    t = min(1.0, (step - s.warmup_iters) / span)
+    return s.min_lr_factor + (1 - s.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def build_optimizer(model: nn.Module, s: SolverConfig, pretrained: bool) -> torch.optim.Optimizer:
+    groups = param_groups(model, s.lr, s.pretrained_lr_mult, pretrained)
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    return torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, s: SolverConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    # a closure (not an object) so the scheduler's state dict stays plain data
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, s))
+
+
+# ---------------------------------------------------------------- one step
+
+def train_step(model: nn.Module, images, targets, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler | None, device: torch.device, dtype: torch.dtype | None,
+               clip_grad_norm: float | None, step: int, all_reduce=None) -> dict[str, float]:
+    """Forward + backward + update; returns the loss terms. Raises TrainingDiverged before the
+    update if the loss is not finite (on any rank when `all_reduce` sums across processes)."""
+    images = [im.to(device, non_blocking=True) for im in images]
+    targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
+               for t in targets]
+    with autocast(device, dtype):
+        loss_dict = model(images, targets)
+    loss = sum(loss_dict.values())
+    check = loss.detach().float().reshape(1)
+    if all_reduce is not None:
+        check = all_reduce(check)
+    if not torch.isfinite(check).all():
+        terms = ", ".join(f"{k}={v.item():.4g}" for k, v in loss_dict.items())
+        raise TrainingDiverged(f"loss is {check.item()} at step {step + 1} ({terms})")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    grad_norm = None
+    if clip_grad_norm:
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_grad_norm))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    out = {k: float(v.detach()) for k, v in loss_dict.items()}
+    out["loss"] = float(loss.detach())
+    if grad_norm is not None:
+        out["grad_norm"] = grad_norm
+    return out
+
+
+# ---------------------------------------------------------------- validation
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
+            keep_outputs: int = 0) -> tuple[list[dict], list[tuple]]:
+    """COCO results for every image in `loader`, plus (image, output) of the first `keep_outputs`."""
+    from pipeline.evaluate import outputs_to_results  # one converter for training and the eval CLI
+
+    was_training = model.training
+    model.eval()
+    results, kept = [], []
+    try:
+        for images, targets in loader:
+            with autocast(device, dtype):
+                outputs = model([im.to(device) for im in images])
+            for im, t, o in zip(images, targets, outputs, strict=True):
+                o = {k: v.float().cpu() for k, v in o.items()}
+                results += outputs_to_results(o, t["image_id"])
+                if len(kept) < keep_outputs:
+                    kept.append((im, o))
+    finally:
+        model.train(was_training)
+    return results, kept
+
+
+def coco_metrics(gt: GroundTruth, results: list[dict]) -> dict:
+    """{'bbox': {AP, AP50, ..., per_class}, 'segm': {...}} from pipeline.coco_eval (pycocotools)."""
+    scored = evaluate_coco(gt, results)
+    return {t: {**{k: v for k, v in r.metrics.items()}, "per_class": r.per_class}
+            for t, r in scored.items()}

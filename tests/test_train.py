@@ -1,0 +1,212 @@
+"""pipeline.train end to end at toy size: learning, resume, divergence, refusals, DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from helpers_coco import make_coco_set
+
+import pipeline.train as train_mod
+from pipeline.common import UserError
+from pipeline.config import TrainConfig
+from pipeline.engine import lr_factor
+from pipeline.model import load_checkpoint, model_from_checkpoint
+
+TINY = {
+    "seed": 0, "device": "cpu", "threads": 1,
+    "model": {"weights": "none", "min_size": 96, "max_size": 128, "trainable_stages": 5,
+              "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
+              "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 64,
+              "bn_calibration_images": 4},
+    "data": {"batch_size": 2, "workers": 0, "val_fraction": 0.0},
+    "augment": {"strength": 0.0},
+    "solver": {"lr": 0.01, "warmup_iters": 2, "max_iters": 4, "schedule": "step", "steps": []},
+    "log": {"log_every": 1, "checkpoint_every": 2, "eval_every": 0, "tb_images": 1},
+}
+
+
+def write_config(path: Path, **sections) -> Path:
+    cfg = json.loads(json.dumps(TINY))
+    for k, v in sections.items():
+        if isinstance(v, dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def records(run: Path, event: str | None = None) -> list[dict]:
+    out = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    return [r for r in out if r.get("event") == event]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_coco_set(tmp_path_factory.mktemp("train_data"), num_images=3, seed=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data):
+    """A finished 2-step run with a validation split (shared, read-only)."""
+    d = tmp_path_factory.mktemp("tiny_run")
+    cfg = write_config(d / "cfg.yaml", data={"val_fraction": 0.34})
+    assert train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(d / "run"),
+                           "--max-iters", "2"]) == 0
+    return d / "run"
+
+
+def test_run_folder_holds_what_design_md_promises(tiny_run):
+    for name in ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "summary.json"):
+        assert (tiny_run / name).is_file(), name
+    assert any((tiny_run / "tb").iterdir())
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    assert {"model", "optimizer", "scheduler", "scaler", "step", "rng", "config", "categories", "init",
+            "versions"} <= set(ckpt)
+    assert ckpt["step"] == 2 and ckpt["init"]["source"].startswith("random")
+    assert "bn_calibration" in ckpt["init"]
+    saved = TrainConfig.model_validate(yaml.safe_load((tiny_run / "config.yaml").read_text()))
+    assert saved.solver.max_iters == 2 and saved.model.weights == "none"
+    evals = records(tiny_run, "eval")
+    assert len(evals) == 1 and evals[0]["step"] == 2
+    assert {"bbox", "segm"} <= set(evals[0]) and "segm_AP" in evals[0]
+    assert set(evals[0]["segm"]["per_class"]) <= {"pedestrian", "pallet_jack"}
+    model, _ = model_from_checkpoint(tiny_run / "best.pt")
+    with torch.no_grad():
+        out = model([torch.rand(3, 96, 128)])
+    assert out[0]["masks"].shape[1:] == (1, 96, 128)
+
+
+def test_refusals(tiny_run, data, tmp_path):
+    cfg = write_config(tmp_path / "cfg.yaml")
+    base = ["--config", str(cfg), "--data", str(data)]
+    with pytest.raises(UserError, match="already holds a run"):
+        train_mod.main(base + ["--out", str(tiny_run)])
+    with pytest.raises(UserError, match="nothing to resume"):
+        train_mod.main(base + ["--out", str(tmp_path / "empty"), "--resume"])
+    with pytest.raises(UserError, match="architecture 'maskrcnn_resnet50_fpn' differs"):
+        train_mod.main(base + ["--out", str(tiny_run), "--resume", "model.arch=maskrcnn_resnet50_fpn_v2"])
+    with pytest.raises(UserError, match="run already at step 2"):
+        train_mod.main(base + ["--out", str(tiny_run), "--resume", "--max-iters", "2"])
+    with pytest.raises(UserError, match="unknown key 'solver.lrr'; did you mean 'lr'"):
+        train_mod.main(base + ["--out", str(tmp_path / "x"), "solver.lrr=0.1"])
+    with pytest.raises(UserError, match="no training data"):
+        train_mod.main(["--config", str(cfg), "--out", str(tmp_path / "x")])
+    with pytest.raises(UserError, match="dataset folder not found"):
+        train_mod.main(["--config", str(cfg), "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "x")])
+
+
+def test_lr_schedule_warms_up_then_decays():
+    s = TrainConfig.model_validate({"solver": {"lr": 0.02, "warmup_iters": 10, "warmup_factor": 0.001,
+                                               "max_iters": 110}}).solver
+    assert lr_factor(0, s) == pytest.approx(0.001)
+    assert lr_factor(5, s) == pytest.approx(0.5005)
+    assert lr_factor(10, s) == pytest.approx(1.0)
+    assert lr_factor(60, s) == pytest.approx(0.5)
+    assert lr_factor(110, s) == pytest.approx(0.0, abs=1e-12)
+    st = s.model_copy(update={"schedule": "step", "steps": [0.5, 0.9], "gamma": 0.1})
+    assert [lr_factor(k, st) for k in (20, 55, 98, 99)] == pytest.approx([1, 0.1, 0.1, 0.01])
+
+
+@pytest.mark.slow
+def test_overfits_two_images_with_gradual_unfreezing(data, tmp_path):
+    cfg = write_config(tmp_path / "cfg.yaml",
+                       model={"trainable_stages": 3, "unfreeze_every": 5, "unfreeze_max_stages": 5},
+                       log={"checkpoint_every": 100})
+    run = tmp_path / "run"
+    assert train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(run),
+                           "--max-iters", "14"]) == 0
+    steps = records(run)
+    losses = [r["loss"] for r in steps]
+    assert len(losses) == 14 and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3, losses
+    assert [(r["step"], r["trainable_stages"]) for r in records(run, "unfreeze")] == [(5, 4), (10, 5)]
+    assert [r["trainable_stages"] for r in steps][:5] == [3] * 5  # steps 1-5 trained with 3 stages
+
+
+@pytest.mark.slow
+def test_resume_reproduces_the_uninterrupted_run(data, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path / "cfg.yaml", augment={"strength": 0.7}, data={"workers": 1})
+    args = ["--config", str(cfg), "--data", str(data), "--max-iters", "4"]
+    assert train_mod.main(args + ["--out", str(tmp_path / "a")]) == 0
+
+    real_step = train_mod.train_step
+    calls = []
+
+    def killed_at_step_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # like Ctrl-C / a kill during step 3 (last.pt is from step 2)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_step", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.main(args + ["--out", str(tmp_path / "b")])
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 2
+    assert not (tmp_path / "b" / "summary.json").exists()
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    assert train_mod.main(args + ["--out", str(tmp_path / "b"), "--resume"]) == 0
+
+    a, b = records(tmp_path / "a"), records(tmp_path / "b")
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    for ra, rb in zip(a, b, strict=True):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5, abs=1e-6), (ra, rb)
+    wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
+    real_build = train_mod.build_model
+
+    def build_poisoned(cfg):
+        model, info = real_build(cfg)
+        forward, n = model.forward, [0]
+
+        def poisoned(images, targets=None):
+            out = forward(images, targets)
+            n[0] += 1
+            if model.training and n[0] == 3:
+                out["loss_mask"] = out["loss_mask"] * float("nan")
+            return out
+
+        model.forward = poisoned
+        return model, info
+
+    monkeypatch.setattr(train_mod, "build_model", build_poisoned)
+    cfg = write_config(tmp_path / "cfg.yaml")
+    run = tmp_path / "run"
+    code = train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(run), "--max-iters", "4"])
+    assert code == 3
+    msg = capsys.readouterr().out
+    assert "loss is nan at step 3" in msg and "loss_mask=nan" in msg and "(step 2)" in msg
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["step"] == 2 and not (run / "summary.json").exists()  # not marked as finished
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(data, tmp_path):
+    cfg = write_config(tmp_path / "cfg.yaml", data={"val_fraction": 0.34})
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "pipeline.train", "--config", str(cfg), "--data", str(data), "--out", str(run),
+         "--max-iters", "2"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stdout
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["step"] == 2 and len(ckpt["rng"]) == 2  # each rank's RNG, for an exact resume
+    assert [r["step"] for r in records(run)] == [1, 2]
+    assert len(records(run, "eval")) == 1
