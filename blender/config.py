@@ -1,0 +1,128 @@
+"""Render config schema: dataset size/seed, render quality presets, annotation thresholds, scene.
+
+Loaded with `pipeline.common.load_config`; the resolved config (presets expanded into
+concrete values) is what manifest.json stores and what the config hash is computed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from blender.randomize import SceneConfig
+from pipeline.common import StrictModel
+
+# Concrete Cycles settings per preset; a key set explicitly in the config wins over the preset.
+# Both presets keep the object-index pass exact; they differ only in light transport and noise.
+PRESETS: dict[str, dict] = {
+    # Measured on 2 shared vCPUs (bench/render.py): a warehouse frame costs ~0.6 s of wall
+    # time per sample at 640x480 whatever the bounce count (primary hits dominate), while
+    # OIDN with albedo+normal guides turns 2-6 samples into clean images. So presets trade
+    # samples, not bounces; adaptive sampling is off because it cannot help below ~16 spp.
+    # (3-4 spp + BALANCED denoise looked close to 16 spp on warehouse frames; 3 keeps the
+    # default preset near 4 s/frame, `render.samples=16` buys hero quality.)
+    "quality": {
+        "samples": 3,
+        "adaptive_threshold": 0.0,
+        "denoise": True,
+        "denoise_quality": "BALANCED",
+        "denoise_passes": "RGB_ALBEDO_NORMAL",
+        "max_bounces": 4,
+        "diffuse_bounces": 2,
+        "glossy_bounces": 2,
+        "transparent_bounces": 4,
+        "clamp_indirect": 5.0,
+    },
+    "fast": {
+        # 1 spp + BALANCED looked like 2 spp + FAST on warehouse frames and costs ~0.4 s less
+        "samples": 1,
+        "adaptive_threshold": 0.0,
+        "denoise": True,
+        "denoise_quality": "BALANCED",
+        "denoise_passes": "RGB_ALBEDO_NORMAL",
+        "max_bounces": 2,
+        "diffuse_bounces": 1,
+        "glossy_bounces": 1,
+        "transparent_bounces": 2,
+        "clamp_indirect": 3.0,
+    },
+}
+
+
+class DatasetConfig(StrictModel):
+    name: str = "warehouse_synth"
+    num_images: int = Field(1000, ge=1)
+    seed: int = Field(0, ge=0)
+    # the share of negative frames is scene.negative_fraction (the scene planner draws it)
+
+
+class RenderConfig(StrictModel):
+    preset: Literal["quality", "fast"] = "quality"
+    resolution: tuple[int, int] = (640, 480)
+    samples: int | None = Field(None, ge=1, le=4096)
+    adaptive_threshold: float | None = Field(None, ge=0.0, le=1.0)  # 0 turns adaptive sampling off
+    denoise: bool | None = None
+    denoise_quality: Literal["FAST", "BALANCED", "HIGH"] | None = None
+    # guides for OIDN: albedo and normal keep texture and edges crisp at a few samples per pixel
+    denoise_passes: Literal["RGB", "RGB_ALBEDO", "RGB_ALBEDO_NORMAL"] | None = None
+    max_bounces: int | None = Field(None, ge=0, le=64)
+    diffuse_bounces: int | None = Field(None, ge=0, le=64)
+    glossy_bounces: int | None = Field(None, ge=0, le=64)
+    transparent_bounces: int | None = Field(None, ge=0, le=64)
+    clamp_indirect: float | None = Field(None, ge=0.0)  # 0 = no clamp
+    view_transform: Literal["AgX", "Standard", "Filmic", "Khronos PBR Neutral"] = "AgX"
+    threads: int = Field(0, ge=0, le=1024)  # 0 = all cores
+    postprocess: bool = True  # sensor noise + motion blur from the scene plan
+
+    @model_validator(mode="after")
+    def _fill_from_preset(self) -> RenderConfig:
+        w, h = self.resolution
+        if not (16 <= w <= 8192 and 16 <= h <= 8192):
+            raise ValueError(f"resolution must be two integers in [16, 8192], got {list(self.resolution)}")
+        for key, value in PRESETS[self.preset].items():
+            if getattr(self, key) is None:
+                # bypass validate_assignment recursion: the preset values are known-good
+                object.__setattr__(self, key, value)
+        if self.diffuse_bounces > self.max_bounces or self.glossy_bounces > self.max_bounces:
+            raise ValueError(f"diffuse_bounces ({self.diffuse_bounces}) and glossy_bounces "
+                             f"({self.glossy_bounces}) must be <= max_bounces ({self.max_bounces})")
+        return self
+
+
+class AnnotationConfig(StrictModel):
+    min_visibility: float = Field(0.15, ge=0.0, le=1.0)  # below: iscrowd 1 (ignored by COCOeval)
+    min_area: int = Field(64, ge=0)  # visible pixels; below: iscrowd 1
+    silhouette_margin: float = Field(0.5, ge=0.0, le=4.0)  # canvas beyond each border, x image size
+
+
+class RenderJobConfig(StrictModel):
+    dataset: DatasetConfig = DatasetConfig()
+    render: RenderConfig = RenderConfig()
+    annotation: AnnotationConfig = AnnotationConfig()
+    scene: SceneConfig = SceneConfig()
+    humans_dir: str = "assets_cache/humans"
+
+    @model_validator(mode="after")
+    def _camera_knows_the_image_height(self) -> RenderJobConfig:
+        # the planner's "is it big enough to count as seen" test works in pixels of this height
+        cam = self.scene.camera
+        if "image_height_px" not in cam.model_fields_set:
+            object.__setattr__(cam, "image_height_px", self.render.resolution[1])
+        return self
+
+
+# Keys that may change between runs into the same folder without changing any image:
+# the dataset can grow (num_images) and machines can differ in core count (threads).
+_HASH_EXCLUDED = (("dataset", "num_images"), ("render", "threads"))
+
+
+def config_hash(resolved: dict) -> str:
+    """Stable hash of everything that determines image i's content."""
+    data = json.loads(json.dumps(resolved))
+    for section, key in _HASH_EXCLUDED:
+        data.get(section, {}).pop(key, None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
