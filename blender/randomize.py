@@ -450,7 +450,7 @@ def load_human_index(humans_dir: str | Path) -> list[dict]:
     path = Path(humans_dir) / "index.json"
     if not path.is_file():
         raise UserError(f"{path}: human mesh library not found; run `make humans` "
-                        "(python -m pipeline.humans --out {humans_dir} --count 24)")
+                        f"(python -m pipeline.humans --out {humans_dir} --count 24)")
     data = read_json(path, "human mesh index")
     meshes = data.get("meshes") if isinstance(data, dict) else None
     if not isinstance(meshes, list) or not meshes:
