@@ -6,6 +6,7 @@ Imports neither torch nor bpy, so blender/ and pipeline/ can both use it.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import sys
@@ -98,6 +99,15 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Content hash that links outputs to the exact checkpoint/data they came from."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

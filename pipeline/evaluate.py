@@ -43,10 +43,11 @@ from pipeline.common import (
     package_versions,
     parse_class_map,
     run_cli,
+    sha256_file,
 )
 from pipeline.data import resolve_dataset
 from pipeline.draw import load_rgb
-from pipeline.model import model_from_checkpoint
+from pipeline.model import model_from_checkpoint, set_inference_options
 from pipeline.report import (
     draw_gt_and_prediction,
     plot_confusion_matrix,
@@ -74,14 +75,6 @@ class EvalConfig(StrictModel):
 
 
 # ---------------------------------------------------------------- helpers
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -289,10 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     model, ckpt = model_from_checkpoint(ckpt_path, device)
-    if cfg.min_size:
-        model.transform.min_size = (cfg.min_size,)
-    if cfg.max_size:
-        model.transform.max_size = cfg.max_size
+    set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size)
     sha = sha256_file(ckpt_path)
 
     # Resume key: anything that changes the predictions invalidates saved batches and a

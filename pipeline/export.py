@@ -35,6 +35,7 @@ from pipeline.common import (
     load_config,
     package_versions,
     run_cli,
+    sha256_file,
 )
 from pipeline.sources import IMAGE_SUFFIXES, _natural_key
 
@@ -251,20 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from pipeline.model import model_from_checkpoint
+    from pipeline.model import model_from_checkpoint, set_inference_options
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, _ = model_from_checkpoint(args.checkpoint, device="cpu")
-    if cfg.score_threshold is not None:
-        model.roi_heads.score_thresh = cfg.score_threshold
-    if cfg.min_size:
-        model.transform.min_size = (cfg.min_size,)
-    if cfg.max_size:
-        model.transform.max_size = cfg.max_size
-    if cfg.rpn_post_nms_top_n:
-        model.rpn._post_nms_top_n["testing"] = cfg.rpn_post_nms_top_n
-    from pipeline.video import file_sha256
+    set_inference_options(model, score_threshold=cfg.score_threshold, min_size=cfg.min_size,
+                          max_size=cfg.max_size, rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
 
     t0 = time.perf_counter()
     try:
@@ -275,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = parity(model, out, images, cfg)
     report.update(onnx=str(out), onnx_bytes=out.stat().st_size, export_seconds=round(export_s, 2),
                   exporter=f"torch.onnx.export(dynamo=False), opset {cfg.opset}",
-                  checkpoint={"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
+                  checkpoint={"path": str(args.checkpoint), "sha256": sha256_file(args.checkpoint)},
                   check_images=args.check_images or "random", config=config_to_dict(cfg),
                   versions=package_versions(("torch", "torchvision", "onnx", "onnxruntime", "numpy")))
     parity_path = out.with_suffix(".parity.json")

@@ -295,6 +295,25 @@ def param_groups(model: nn.Module, lr: float, pretrained_lr_mult: float, pretrai
 
 # ---------------------------------------------------------------- checkpoints
 
+def set_inference_options(model: MaskRCNN, *, score_threshold: float | None = None,
+                          min_size: int | None = None, max_size: int | None = None,
+                          rpn_post_nms_top_n: int | None = None) -> MaskRCNN:
+    """Test-time knobs shared by evaluate, video and export; None keeps the checkpoint's value.
+
+    Fewer RPN proposals and a higher score threshold are the big CPU savings: the box head
+    runs once per proposal and every kept box pastes a full-resolution mask.
+    """
+    if score_threshold is not None:
+        model.roi_heads.score_thresh = score_threshold
+    if min_size:
+        model.transform.min_size = (min_size,)
+    if max_size:
+        model.transform.max_size = max_size
+    if rpn_post_nms_top_n:
+        model.rpn._post_nms_top_n["testing"] = rpn_post_nms_top_n
+    return model
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

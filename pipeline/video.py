@@ -17,7 +17,6 @@ a JSONL whose lines are all complete except perhaps the last.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import queue
 import signal
@@ -45,6 +44,7 @@ from pipeline.common import (
     load_config,
     package_versions,
     run_cli,
+    sha256_file,
 )
 from pipeline.draw import draw_detections, put_banner
 from pipeline.sources import ClipSource, Frame, FrameSource, open_source, prefetch
@@ -139,14 +139,6 @@ class TorchPredictor:
         return res
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_predictor(checkpoint: str | Path, cfg: InferenceConfig):
     """A .pt checkpoint -> TorchPredictor; a .onnx file -> export.OnnxPredictor (same interface)."""
     checkpoint = Path(checkpoint)
@@ -164,7 +156,7 @@ def load_predictor(checkpoint: str | Path, cfg: InferenceConfig):
                              score_threshold=cfg.score_threshold, threads=cfg.threads)
     import torch
 
-    from pipeline.model import model_from_checkpoint
+    from pipeline.model import model_from_checkpoint, set_inference_options
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -179,13 +171,8 @@ def load_predictor(checkpoint: str | Path, cfg: InferenceConfig):
             raise UserError(f"model.device={cfg.device} but CUDA is not available here (use auto or cpu)")
     model, _ = model_from_checkpoint(checkpoint, device=device)
     # Fewer low-score boxes means fewer masks pasted at full resolution: the costly part on CPU.
-    model.roi_heads.score_thresh = cfg.score_threshold
-    if cfg.min_size:
-        model.transform.min_size = (cfg.min_size,)
-    if cfg.max_size:
-        model.transform.max_size = cfg.max_size
-    if cfg.rpn_post_nms_top_n:
-        model.rpn._post_nms_top_n["testing"] = cfg.rpn_post_nms_top_n
+    set_inference_options(model, score_threshold=cfg.score_threshold, min_size=cfg.min_size,
+                          max_size=cfg.max_size, rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
     return TorchPredictor(model, device, cfg.half, cfg.mask_threshold)
 
 
@@ -417,7 +404,7 @@ def run(cfg: VideoConfig, checkpoint: str | Path, source_spec: str, out: str | P
             raise UserError(f"scoring.enabled=true but {source_spec} has no annotations.json or gt/gt.txt")
         scorer = Scorer(src, cfg.scoring) if has_gt and score_on is not False else None
         predictor = predictor or load_predictor(checkpoint, cfg.model)
-        ckpt_info = {"path": str(checkpoint), "sha256": file_sha256(checkpoint)}
+        ckpt_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
         # nothing is written before this point: bad input leaves no half-made outputs
         paths["summary"].unlink(missing_ok=True)  # a stale summary must not vouch for a new video
         atomic_write_text(paths["config"], config_to_yaml(cfg))
