@@ -31,8 +31,7 @@ from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from blender import writer
-from blender.config import AnnotationConfig, RenderConfig, RenderJobConfig, config_hash
-from blender.randomize import SceneConfig
+from blender.config import SceneJobConfig, config_hash
 from pipeline.common import (
     StrictModel,
     UserError,
@@ -67,16 +66,8 @@ class ClipSettings(StrictModel):
         return self
 
 
-class ClipJobConfig(StrictModel):
+class ClipJobConfig(SceneJobConfig):
     clip: ClipSettings = ClipSettings()
-    render: RenderConfig = RenderConfig()
-    annotation: AnnotationConfig = AnnotationConfig()
-    scene: SceneConfig = SceneConfig()
-    humans_dir: str = "assets_cache/humans"
-
-    @model_validator(mode="after")
-    def _camera_knows_the_image_height(self) -> ClipJobConfig:
-        return RenderJobConfig._camera_knows_the_image_height(self)
 
 
 # ---------------------------------------------------------------- motion (pure numpy)

@@ -98,20 +98,25 @@ class AnnotationConfig(StrictModel):
     silhouette_margin: float = Field(0.5, ge=0.0, le=4.0)  # canvas beyond each border, x image size
 
 
-class RenderJobConfig(StrictModel):
-    dataset: DatasetConfig = DatasetConfig()
+class SceneJobConfig(StrictModel):
+    """What every Blender job shares: the engine, annotation rules, the scene and its people."""
+
     render: RenderConfig = RenderConfig()
     annotation: AnnotationConfig = AnnotationConfig()
     scene: SceneConfig = SceneConfig()
     humans_dir: str = "assets_cache/humans"
 
     @model_validator(mode="after")
-    def _camera_knows_the_image_height(self) -> RenderJobConfig:
+    def _camera_knows_the_image_height(self) -> SceneJobConfig:
         # the planner's "is it big enough to count as seen" test works in pixels of this height
         cam = self.scene.camera
         if "image_height_px" not in cam.model_fields_set:
             object.__setattr__(cam, "image_height_px", self.render.resolution[1])
         return self
+
+
+class RenderJobConfig(SceneJobConfig):
+    dataset: DatasetConfig = DatasetConfig()
 
 
 # Keys that may change between runs into the same folder without changing any image:
