@@ -78,6 +78,16 @@ class _Section(StrictModel):
         return v
 
 
+def _check_weights(weights: dict[str, float], known: list[str], what: str, unit: str | None = None) -> dict:
+    """A {name: weight} choice table: only known names, and something to choose."""
+    bad = [k for k in weights if k not in known]
+    if bad:
+        raise ValueError(f"unknown {what} {bad[0]!r}; choose from {known}")
+    if not weights or sum(weights.values()) <= 0:
+        raise ValueError(f"needs at least one {unit or what} with a positive weight")
+    return weights
+
+
 class LayoutConfig(_Section):
     width: Range = (24.0, 40.0)            # x extent of the hall (m)
     length: Range = (30.0, 50.0)           # y extent
@@ -141,12 +151,8 @@ class PedestrianConfig(_Section):
     @field_validator("pose_weights")
     @classmethod
     def _poses_known(cls, v):
-        bad = [k for k in v if k not in POSES or k == "push"]
-        if bad:
-            raise ValueError(f"unknown pose {bad[0]!r}; choose from {[p for p in POSES if p != 'push']}")
-        if not v or sum(v.values()) <= 0:
-            raise ValueError("needs at least one pose with a positive weight")
-        return v
+        # "push" is given by the pallet-jack pairing, never drawn on its own
+        return _check_weights(v, [p for p in POSES if p != "push"], "pose")
 
 
 class PalletJackConfig(_Section):
@@ -176,12 +182,7 @@ class DistractorConfig(_Section):
     @field_validator("kind_weights")
     @classmethod
     def _kinds_known(cls, v):
-        bad = [k for k in v if k not in DISTRACTOR_KINDS]
-        if bad:
-            raise ValueError(f"unknown distractor {bad[0]!r}; choose from {list(DISTRACTOR_KINDS)}")
-        if not v or sum(v.values()) <= 0:
-            raise ValueError("needs at least one kind with a positive weight")
-        return v
+        return _check_weights(v, list(DISTRACTOR_KINDS), "distractor", "kind")
 
 
 class PostConfig(_Section):
