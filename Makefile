@@ -15,17 +15,23 @@ STAMP  := $(VENV)/.installed
 PYTHON ?= python3.11
 
 # PROFILE=demo picks the *_demo configs and demo folder names; `make demo` sets it.
+# PROFILE=cpu is the longer CPU-only recipe (render_cpu + train_cpu, ~2 h of training on 2
+# cores; eval, clip and video at laptop size): `make PROFILE=cpu render render-test train eval`.
 PROFILE ?= full
 ifeq ($(PROFILE),demo)
   SFX  := _demo
   NAME := demo
+else ifeq ($(PROFILE),cpu)
+  SFX  := _demo
+  NAME := cpu
 else
   SFX  :=
   NAME := synth
 endif
+MAIN_SFX := $(if $(filter cpu,$(PROFILE)),_cpu,$(SFX))
 
-RENDER_CONFIG ?= configs/render$(SFX).yaml
-TRAIN_CONFIG  ?= configs/train$(SFX).yaml
+RENDER_CONFIG ?= configs/render$(MAIN_SFX).yaml
+TRAIN_CONFIG  ?= configs/train$(MAIN_SFX).yaml
 EVAL_CONFIG   ?= configs/eval$(SFX).yaml
 VIDEO_CONFIG  ?= configs/video$(SFX).yaml
 CLIP_CONFIG   ?= configs/clip$(SFX).yaml
@@ -35,7 +41,7 @@ HUMANS_N   ?= 24
 DATA       ?= data/$(NAME)
 TEST_DATA  ?= data/$(NAME)_test
 TEST_SEED  ?= 1000003
-TEST_N     ?= $(if $(filter demo,$(PROFILE)),16,500)
+TEST_N     ?= $(if $(filter demo,$(PROFILE)),100,$(if $(filter cpu,$(PROFILE)),200,500))
 RUN        ?= runs/$(NAME)
 CKPT       ?= $(RUN)/best.pt
 # what must exist before CKPT can be used: the finished run when CKPT is the default one
@@ -116,7 +122,7 @@ $(EVAL_DIR)/metrics.json: $(CKPT_DEP) $(TEST_DATA)/annotations.json
 	    --out $(EVAL_DIR) $(ARGS)
 
 compare:
-	$(PY) -m pipeline.compare $(RUNS) --out outputs/compare.md $(ARGS)
+	$(PY) -m pipeline.compare $(RUNS) --out outputs/compare.md --curves outputs/compare_curves.png $(ARGS)
 
 # ---------------------------------------------------------------- video
 clip: $(CLIP)/annotations.json
@@ -148,7 +154,7 @@ demo-summary:
 	@echo ""
 	@echo "demo done:"
 	@echo "  dataset      $(DATA)/images, $(DATA)/annotations.json  (preview: $(PREVIEW)/contact_sheet.png)"
-	@echo "  model        $(RUN)/best.pt  (curves: $(RUN)/metrics.jsonl, tensorboard --logdir $(RUN)/tb)"
+	@echo "  model        $(RUN)/best.pt  (learning curve: $(RUN)/curve.png; tensorboard --logdir $(RUN)/tb)"
 	@echo "  evaluation   $(EVAL_DIR)/report.md"
 	@echo "  video        $(VIDEO_OUT)  (+ .jsonl detections, .summary.json)"
 

@@ -2,6 +2,10 @@
 
     python bench/train.py [--data DATASET_DIR] [--configs configs/train_demo.yaml configs/train.yaml]
                           [--steps 4] [--threads 2] [--batch-size 2]
+                          [--variant "r18 bf16:model.arch=maskrcnn_resnet18_fpn solver.amp=bf16" ...]
+
+A --variant (label:overrides) runs every config once more with those key=value overrides, so
+architectures and precisions compare as ratios within one run on one machine.
 
 Prints one JSON object. For each config (run in its own process so peak memory is its own):
   s_per_it_loader   step time fed by the real DataLoader (augmentation, configured workers)
@@ -33,14 +37,14 @@ def run_one(args) -> dict:
     from pipeline.common import load_config
     from pipeline.config import TrainConfig
     from pipeline.data import CocoDetection, StepSampler, collate_fn
-    from pipeline.engine import build_optimizer, build_scheduler, train_step
+    from pipeline.engine import amp_dtype, build_optimizer, build_scheduler, train_step
     from pipeline.model import build_model
     from pipeline.transforms import Augment
 
     overrides = ["model.weights=none", "device=cpu", f"threads={args.threads}"]
     if args.batch_size:
         overrides.append(f"data.batch_size={args.batch_size}")
-    cfg = load_config(args.one, TrainConfig, overrides)
+    cfg = load_config(args.one, TrainConfig, overrides + (args.set or []))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ds = CocoDetection(Path(args.data), transforms=Augment(cfg.augment))
@@ -54,10 +58,11 @@ def run_one(args) -> dict:
     opt = build_optimizer(model, cfg.solver, False)
     sched = build_scheduler(opt, cfg.solver)
     dev = torch.device("cpu")
+    dtype = amp_dtype(cfg.solver.amp, dev)
     it = iter(loader)
 
     def step(images, targets, k):
-        train_step(model, images, targets, opt, None, dev, None, cfg.solver.clip_grad_norm, k)
+        train_step(model, images, targets, opt, None, dev, dtype, cfg.solver.clip_grad_norm, k)
         sched.step()
 
     for k in range(2):  # warm-up: allocator, worker start
@@ -77,7 +82,8 @@ def run_one(args) -> dict:
     del it
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"config": args.one, "image_size": list(ds[0][0].shape[1:]), "min_size": cfg.model.min_size,
+    return {"config": args.one, "overrides": args.set or [], "arch": cfg.model.arch, "amp": cfg.solver.amp,
+            "image_size": list(ds[0][0].shape[1:]), "min_size": cfg.model.min_size,
             "max_size": cfg.model.max_size, "batch_size": bs, "workers": cfg.data.workers,
             "augment_strength": cfg.augment.strength, "threads": args.threads, "steps": args.steps,
             "s_per_it_loader": round(t_loader, 3), "s_per_it_memory": round(t_memory, 3),
@@ -92,7 +98,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=2, help="0 = the config's own batch size")
+    p.add_argument("--variant", action="append", default=[],
+                   help='"label:key=value key=value": run each config again with these overrides')
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--set", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.one:
@@ -104,16 +113,25 @@ def main() -> None:
         from helpers_coco import make_coco_set
         tmp = tempfile.mkdtemp(prefix="bench_train_")
         args.data = str(make_coco_set(tmp, num_images=24, size=(480, 640), seed=0, objects=(2, 5)))
+    variants = [("", [])] if not args.variant else []
+    for v in args.variant:
+        label, _, sets = v.partition(":")
+        variants.append((label, sets.split()))
     results = []
     for c in args.configs:
-        cmd = [sys.executable, __file__, "--one", c, "--data", args.data, "--steps", str(args.steps),
-               "--threads", str(args.threads), "--batch-size", str(args.batch_size)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-        if proc.returncode != 0:
-            results.append({"config": c, "error": proc.stderr.strip().splitlines()[-1:]})
-        else:
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        for label, sets in variants:
+            cmd = [sys.executable, __file__, "--one", c, "--data", args.data, "--steps", str(args.steps),
+                   "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--set", *sets]
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+            if proc.returncode != 0:
+                results.append({"config": c, "variant": label, "error": proc.stderr.strip().splitlines()[-1:]})
+            else:
+                results.append({"variant": label, **json.loads(proc.stdout.strip().splitlines()[-1])})
+    base = next((r for r in results if "s_per_it_memory" in r), None)
+    for r in results:  # ratios within this run: comparable across machines, absolute times are not
+        if base and "s_per_it_memory" in r:
+            r["step_ratio_vs_first"] = round(r["s_per_it_memory"] / base["s_per_it_memory"], 3)
     import torch
     print(json.dumps({"benchmark": "train_step_cpu", "torch": torch.__version__, "cpu_count": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2), "data": args.data,

@@ -4,6 +4,7 @@
 
 Each argument is an eval folder (holding metrics.json), a run folder (its eval/*/ folders are
 read) or a folder of runs. The best row per dataset (by segm AP, else bbox AP) is marked.
+`--curves OUT.png` also draws the validation curves of every run folder on one figure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.common import CLASS_NAMES, UserError, atomic_write_text, read_json, run_cli
+from pipeline.curves import plot_curves, read_evals
 
 
 def find_evals(path: str | Path) -> list[Path]:
@@ -126,17 +128,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", help="run folders, eval folders or folders of runs")
     ap.add_argument("--out", default=None, help="write the table as markdown here (e.g. compare.md)")
+    ap.add_argument("--curves", default=None,
+                    help="draw the learning curves of every run folder given on one figure (PNG)")
     return ap.parse_intermixed_args(argv)
+
+
+def run_folders(paths: Sequence[str]) -> list[Path]:
+    """Run folders (holding metrics.jsonl) among `paths`, or directly inside them."""
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        found = [p] if (p / "metrics.jsonl").is_file() else sorted(q.parent for q in p.glob("*/metrics.jsonl"))
+        runs += [r for r in found if r not in runs]
+    return runs
+
+
+def write_curves(paths: Sequence[str], out: str) -> Path:
+    runs = {r.name: evals for r in run_folders(paths) if (evals := read_evals(r))}
+    if not runs:
+        raise UserError(f"--curves: no run with validation records (metrics.jsonl) under {' '.join(paths)}")
+    return plot_curves(runs, out, title="validation AP: " + ", ".join(runs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.curves:
+        print(f"curves: {write_curves(args.paths, args.curves)}")
     files: list[Path] = []
     for p in args.paths:
         found = find_evals(p)
         if not found:  # e.g. a run still training among runs/*: say so, compare the rest
             print(f"note: {p}: no evaluation (metrics.json, eval/*/metrics.json) found, skipped")
         files += [f for f in found if f.resolve() not in {g.resolve() for g in files}]
+    if not files and args.curves:
+        print("compare: no evaluations to tabulate (run `make eval`); curves only")
+        return 0
     if not files:
         raise UserError(f"no evaluations found under {' '.join(args.paths)} (run `make eval` first)")
     rows = [row_from_metrics(f) for f in files]

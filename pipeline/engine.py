@@ -145,5 +145,5 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device, dtype: tor
 def coco_metrics(gt: GroundTruth, results: list[dict]) -> dict:
     """{'bbox': {AP, AP50, ..., per_class}, 'segm': {...}} from pipeline.coco_eval (pycocotools)."""
     scored = evaluate_coco(gt, results)
-    return {t: {**{k: v for k, v in r.metrics.items()}, "per_class": r.per_class}
-            for t, r in scored.items()}
+    return {t: {**{k: v for k, v in r.metrics.items()}, "per_class": r.per_class,
+                "per_class_AP50": r.per_class_ap50} for t, r in scored.items()}

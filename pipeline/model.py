@@ -1,53 +1,60 @@
-"""Mask R-CNN R50-FPN for our classes: weights resolution, 3-class heads, freezing, checkpoints.
+"""Mask R-CNN for our classes: weights resolution, 3-class heads, freezing, checkpoints.
 
-The model is assembled here (not with `maskrcnn_resnet50_fpn(...)`) because torchvision picks
-plain BatchNorm and ignores `trainable_backbone_layers` when no weights are given; building it
-ourselves keeps FrozenBatchNorm2d and our freezing rules identical with and without weights.
+The networks are assembled in pipeline.archs (not with `maskrcnn_resnet50_fpn(...)`) because
+torchvision picks plain BatchNorm and ignores `trainable_backbone_layers` when no weights are
+given; building them ourselves keeps the norm and our freezing rules identical with and
+without weights.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
-from torchvision.models import resnet50
-from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor, RPNHead
+from torchvision.models import MobileNet_V3_Large_Weights, ResNet18_Weights, ResNet34_Weights
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import (
     MaskRCNN,
     MaskRCNN_ResNet50_FPN_V2_Weights,
     MaskRCNN_ResNet50_FPN_Weights,
-    MaskRCNNHeads,
     MaskRCNNPredictor,
 )
-from torchvision.models.detection.rpn import AnchorGenerator
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from pipeline.archs import ARCHS, R50_ARCHS, backbone_stages, build_arch, default_norm
 from pipeline.common import CATEGORIES, StrictModel, UserError
 
 NUM_CLASSES = len(CATEGORIES) + 1  # + background
 
-# Backbone stages in the order they are unfrozen (torchvision's trainable_backbone_layers order).
-STAGES = ["layer4", "layer3", "layer2", "layer1", "conv1"]
-
-COCO_WEIGHTS = {
+# What `weights: auto` loads: COCO detectors for R50, ImageNet classifiers for the light backbones.
+PRETRAINED_WEIGHTS = {
     "maskrcnn_resnet50_fpn": MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
     "maskrcnn_resnet50_fpn_v2": MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+    "maskrcnn_resnet18_fpn": ResNet18_Weights.IMAGENET1K_V1,
+    "maskrcnn_resnet34_fpn": ResNet34_Weights.IMAGENET1K_V1,
+    "maskrcnn_mobilenet_v3_large_fpn": MobileNet_V3_Large_Weights.IMAGENET1K_V1,
 }
 
 
 class ModelConfig(StrictModel):
-    arch: Literal["maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2"] = "maskrcnn_resnet50_fpn"
-    # auto: torchvision COCO weights if cached/downloadable, else random init (loud warning);
-    # coco: same but fail instead of falling back; none: random init; anything else: a file path
+    # R50 variants: the only ones with COCO weights (GPU users). Light variants: GroupNorm FPNs
+    # that train from random init on a CPU (pipeline.archs), with ImageNet backbone weights
+    # where they can be had.
+    arch: Literal[ARCHS] = "maskrcnn_resnet50_fpn"  # type: ignore[valid-type]
+    # auto: R50: torchvision COCO weights, light: ImageNet backbone weights, if cached or
+    # downloadable, else random init (loud warning); coco / imagenet: the same but fail instead
+    # of falling back; none: random init; anything else: a file path (a checkpoint of this
+    # project, a detector state dict, or a classification backbone state dict)
     weights: str = "auto"
-    coco_weights_path: str | None = None   # a local copy of torchvision's COCO file (offline machines)
+    coco_weights_path: str | None = None      # a local copy of torchvision's COCO file (offline machines)
+    imagenet_weights_path: str | None = None  # a local copy of torchvision's ImageNet backbone file
     allow_download: bool = True
     min_size: int = Field(800, ge=32)
     max_size: int = Field(1333, ge=32)
@@ -60,9 +67,21 @@ class ModelConfig(StrictModel):
     # `unfreeze_max_stages`; only in finetune mode
     unfreeze_every: int = Field(0, ge=0)
     unfreeze_max_stages: int = Field(5, ge=0, le=5)
-    frozen_bn: bool = True      # backbone BatchNorm as FrozenBatchNorm2d (torchvision's choice)
+    # backbone normalisation; auto: frozen BN under pretrained weights, R50 per `frozen_bn`,
+    # GroupNorm for the light variants from random init. Runs record the resolved value.
+    norm: Literal["auto", "frozen_bn", "bn", "gn"] = "auto"
+    frozen_bn: bool = True      # R50 backbone BatchNorm as FrozenBatchNorm2d (torchvision's choice)
     # random init only: frozen BN statistics measured on this many training images (0 = identity BN)
     bn_calibration_images: int = Field(16, ge=0)
+    # architecture shape; None = the arch's default (pipeline.archs.ARCH_DEFAULTS)
+    fpn_channels: int | None = Field(None, ge=8)
+    anchor_sizes: list[int] | None = None       # one size (px at model input) per FPN level
+    aspect_ratios: list[float] | None = None    # height / width, shared by every level
+    rpn_conv_depth: int | None = Field(None, ge=1)
+    box_head_convs: int | None = Field(None, ge=0)  # 0: torchvision's two-FC head
+    box_head_fc: int | None = Field(None, ge=8)
+    mask_head_convs: int | None = Field(None, ge=1)
+    mask_head_channels: int | None = Field(None, ge=8)
     box_score_thresh: float = Field(0.05, ge=0, le=1)
     box_detections_per_img: int = Field(100, ge=1)
     # sampling sizes (torchvision defaults); smaller ones make CPU steps several times cheaper
@@ -72,39 +91,22 @@ class ModelConfig(StrictModel):
     rpn_post_nms_top_n_test: int = Field(1000, ge=1)
     rpn_batch_size_per_image: int = Field(256, ge=1)
     box_batch_size_per_image: int = Field(512, ge=1)
+    box_positive_fraction: float = Field(0.25, gt=0, le=1)
 
-
-def _build_arch(cfg: ModelConfig, num_classes: int) -> MaskRCNN:
-    norm = FrozenBatchNorm2d if cfg.frozen_bn else nn.BatchNorm2d
-    body = resnet50(weights=None, norm_layer=norm)
-    kw: dict[str, Any] = dict(min_size=cfg.min_size, max_size=cfg.max_size,
-                              box_score_thresh=cfg.box_score_thresh,
-                              box_detections_per_img=cfg.box_detections_per_img,
-                              rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train,
-                              rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
-                              rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test,
-                              rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,
-                              rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
-                              box_batch_size_per_image=cfg.box_batch_size_per_image)
-    if cfg.arch == "maskrcnn_resnet50_fpn":
-        backbone = _resnet_fpn_extractor(body, 5)
-        return MaskRCNN(backbone, num_classes=num_classes, **kw)
-    # v2 (Li et al. 2021 recipe), as torchvision.models.detection.maskrcnn_resnet50_fpn_v2 builds it
-    backbone = _resnet_fpn_extractor(body, 5, norm_layer=nn.BatchNorm2d)
-    anchor_sizes = ((32,), (64,), (128,), (256,), (512,))
-    anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
-    rpn_head = RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0], conv_depth=2)
-    box_head = FastRCNNConvFCHead((backbone.out_channels, 7, 7), [256, 256, 256, 256], [1024],
-                                  norm_layer=nn.BatchNorm2d)
-    mask_head = MaskRCNNHeads(backbone.out_channels, [256, 256, 256, 256], 1, norm_layer=nn.BatchNorm2d)
-    return MaskRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
-                    rpn_head=rpn_head, box_head=box_head, mask_head=mask_head, **kw)
+    @field_validator("aspect_ratios", "anchor_sizes")
+    @classmethod
+    def _positive(cls, v):
+        if v is not None and (not v or any(x <= 0 for x in v)):
+            raise ValueError("expected a non-empty list of positive numbers")
+        return v
 
 
 def replace_heads(model: MaskRCNN, num_classes: int) -> None:
     in_features = model.roi_heads.box_predictor.cls_score.in_features
     model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
-    model.roi_heads.mask_predictor = MaskRCNNPredictor(256, 256, num_classes)
+    old = model.roi_heads.mask_predictor
+    model.roi_heads.mask_predictor = MaskRCNNPredictor(old.conv5_mask.in_channels, old.conv5_mask.out_channels,
+                                                       num_classes)
     init_new_heads(model)
 
 
@@ -123,13 +125,13 @@ def init_new_heads(model: MaskRCNN) -> None:
     nn.init.zeros_(logits.bias)
 
 
-def _coco_state_dict(cfg: ModelConfig) -> tuple[dict | None, str]:
-    """torchvision's COCO weights from a local path, the hub cache, or a download; (None, why) if none."""
-    weights = COCO_WEIGHTS[cfg.arch]
+def _torchvision_state_dict(weights, local_path: str | None, allow_download: bool,
+                            field: str) -> tuple[dict | None, str]:
+    """A torchvision weights file from a local path, the hub cache, or a download; (None, why) if none."""
     fname = os.path.basename(weights.url)
     candidates = []
-    if cfg.coco_weights_path:
-        candidates.append(Path(cfg.coco_weights_path))
+    if local_path:
+        candidates.append(Path(local_path))
     candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / fname)
     for p in candidates:
         if p.is_file():
@@ -137,9 +139,9 @@ def _coco_state_dict(cfg: ModelConfig) -> tuple[dict | None, str]:
                 return torch.load(p, map_location="cpu", weights_only=True), f"torchvision {weights} from {p}"
             except Exception as e:  # a truncated download in the cache should not look like success
                 return None, f"{p} unreadable ({type(e).__name__}: {e})"
-    if cfg.coco_weights_path:
-        return None, f"coco_weights_path {cfg.coco_weights_path} not found"
-    if not cfg.allow_download:
+    if local_path:
+        return None, f"{field} {local_path} not found"
+    if not allow_download:
         return None, f"{fname} not in {candidates[-1].parent} and downloads are off"
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # an offline machine should fall back quickly, not hang
@@ -172,43 +174,95 @@ def _load_matching(model: nn.Module, sd: dict, source: str) -> list[str]:
     return skipped
 
 
+def _backbone_as_detector_keys(sd: dict) -> dict:
+    """A classification state dict (torchvision ResNet / MobileNetV3) keyed as our backbone body;
+    the classifier is dropped."""
+    out = {}
+    for k, v in sd.items():
+        if k.startswith(("fc.", "classifier.")):
+            continue
+        out["backbone.body." + k.removeprefix("features.")] = v
+    return out
+
+
+def _read_weights_file(path: Path) -> tuple[dict, str, str]:
+    """(state dict keyed for the detector, scope 'detector' or 'backbone', description)."""
+    if not path.is_file():
+        raise UserError(f"model.weights: {path} not found (expected auto, coco, imagenet, none or a file)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"model.weights: {path}: not a torch weights file ({type(e).__name__})") from None
+    if isinstance(obj, dict) and "model" in obj and "categories" in obj:
+        return obj["model"], "detector", "checkpoint of this project"
+    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise UserError(f"model.weights: {path}: neither a state dict nor a checkpoint of this project")
+    if any(k.startswith("backbone.") for k in obj):
+        return obj, "detector", "detector state dict"
+    return _backbone_as_detector_keys(obj), "backbone", "backbone state dict"
+
+
+def _norm_of_state_dict(sd: dict, cfg: ModelConfig) -> str:
+    """The backbone norm a detector state dict was trained with: BN keeps running statistics."""
+    if cfg.norm != "auto":
+        return cfg.norm
+    if any(k.startswith("backbone.body.") and k.endswith("running_mean") for k in sd):
+        return default_norm(cfg, backbone_pretrained=True)
+    return "gn"
+
+
 def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> tuple[MaskRCNN, dict]:
-    """Model with `num_classes`-way heads and the weights `cfg.weights` asks for, plus how it was initialised."""
+    """Model with `num_classes`-way heads and the weights `cfg.weights` asks for, plus how it was
+    initialised (`info`: source, pretrained scope, the resolved backbone `norm`)."""
     info: dict[str, Any] = {"weights": cfg.weights, "arch": cfg.arch, "pretrained": False}
-    model = _build_arch(cfg, num_classes)
-    if cfg.weights in ("auto", "coco"):
-        sd, source = _coco_state_dict(cfg)
+    kind = "coco" if cfg.arch in R50_ARCHS else "imagenet"
+    label = {"coco": "COCO", "imagenet": "ImageNet"}[kind]
+    sd, scope = None, None
+    if cfg.weights in ("auto", "coco", "imagenet"):
+        if cfg.weights not in ("auto", kind):
+            raise UserError(f"model.weights={cfg.weights}: {cfg.arch} has torchvision {kind} weights, not "
+                            f"{cfg.weights} (COCO weights exist for the R50 variants only; use auto, {kind}, "
+                            f"none or a file)")
+        field = f"{kind}_weights_path"
+        sd, source = _torchvision_state_dict(PRETRAINED_WEIGHTS[cfg.arch], getattr(cfg, field),
+                                             cfg.allow_download, field)
         if sd is None:
-            if cfg.weights == "coco":
-                raise UserError(f"model.weights=coco: COCO weights unavailable: {source} "
-                                f"(use weights=auto to fall back to random init, or coco_weights_path=FILE)")
-            msg = f"random (COCO weights unavailable: {source})"
-            warnings.warn(f"\n{'!' * 72}\n  model.weights=auto: COCO weights unavailable, training from RANDOM init\n"
-                          f"  ({source})\n{'!' * 72}", stacklevel=2)
-            info["source"] = msg
-            init_new_heads(model)
+            if cfg.weights == kind:
+                raise UserError(f"model.weights={kind}: {label} weights unavailable: {source} "
+                                f"(use weights=auto to fall back to random init, or {field}=FILE)")
+            # the banner alone: a source line after it would only confuse
+            print(f"{'!' * 72}\n  model.weights=auto: {label} weights unavailable, training from RANDOM init\n"
+                  f"  ({source})\n{'!' * 72}", file=sys.stderr, flush=True)
+            warnings.warn(f"model.weights=auto: {label} weights unavailable, training from RANDOM init", stacklevel=2)
+            info["source"] = f"random ({label} weights unavailable: {source})"
         else:
-            skipped = _load_matching(model, sd, source)
-            info.update(source=source, pretrained=True, reinitialised=skipped)
+            scope = "detector" if kind == "coco" else "backbone"
+            if scope == "backbone":
+                sd = _backbone_as_detector_keys(sd)
     elif cfg.weights == "none":
         info["source"] = "random (weights: none)"
-        init_new_heads(model)
     else:
         path = Path(cfg.weights)
-        if not path.is_file():
-            raise UserError(f"model.weights: {path} not found (expected auto, coco, none or a file)")
+        sd, scope, what = _read_weights_file(path)
+        source = f"file {path} ({what})"
+    norm = (default_norm(cfg, backbone_pretrained=False) if sd is None else
+            _norm_of_state_dict(sd, cfg) if scope == "detector" else default_norm(cfg, backbone_pretrained=True))
+    model = build_arch(cfg, num_classes, norm)
+    info["norm"] = norm
+    if sd is None:
+        init_new_heads(model)
+    elif scope == "backbone":
+        body = model.backbone.body
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"model.weights: {path}: not a torch weights file ({type(e).__name__})") from None
-        if isinstance(obj, dict) and "model" in obj and "categories" in obj:
-            sd, kind = obj["model"], "checkpoint of this project"
-        elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            sd, kind = obj, "state dict"
-        else:
-            raise UserError(f"model.weights: {path}: neither a state dict nor a checkpoint of this project")
-        skipped = _load_matching(model, sd, f"model.weights: {path}")
-        info.update(source=f"file {path} ({kind})", pretrained=True, reinitialised=skipped)
+            body.load_state_dict({k.removeprefix("backbone.body."): v for k, v in sd.items()}, strict=True)
+        except RuntimeError as e:
+            first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+            raise UserError(f"{source}: backbone weights do not fit {cfg.arch} ({first[:160]})") from None
+        init_new_heads(model)
+        info.update(source=source, pretrained="backbone", reinitialised=["everything but backbone.body"])
+    else:
+        skipped = _load_matching(model, sd, source if cfg.weights in ("auto", "coco") else f"model.weights: {path}")
+        info.update(source=source, pretrained="detector", reinitialised=skipped)
     if model.roi_heads.box_predictor.cls_score.out_features != num_classes:
         replace_heads(model, num_classes)
         info["reinitialised"] = ["roi_heads.box_predictor", "roi_heads.mask_predictor"]
@@ -270,8 +324,8 @@ def trainable_stages_at(cfg: ModelConfig, step: int) -> int:
 
 
 def set_trainable(model: MaskRCNN, cfg: ModelConfig, stages: int) -> None:
-    """requires_grad per the mode: `stages` top backbone stages (+ bn1 with conv1, as torchvision)."""
-    train_stages = STAGES[:stages] + (["bn1"] if stages == 5 else [])
+    """requires_grad per the mode: `stages` top backbone stages (pipeline.archs.backbone_stages)."""
+    train_stages = {n for group in backbone_stages(model)[:stages] for n in group}
     for name, p in model.backbone.body.named_parameters():
         p.requires_grad_(cfg.mode == "finetune" and name.split(".")[0] in train_stages)
     for p in model.backbone.fpn.parameters():
@@ -282,13 +336,19 @@ def set_trainable(model: MaskRCNN, cfg: ModelConfig, stages: int) -> None:
         p.requires_grad_(True)
 
 
-def param_groups(model: nn.Module, lr: float, pretrained_lr_mult: float, pretrained: bool) -> list[dict]:
-    """All parameters (frozen ones too, so unfreezing later needs no new optimizer): replaced heads
-    at `lr`, everything that came with pretrained weights at `lr * pretrained_lr_mult`."""
+def param_groups(model: nn.Module, lr: float, pretrained_lr_mult: float,
+                 pretrained: bool | str) -> list[dict]:
+    """All parameters (frozen ones too, so unfreezing later needs no new optimizer): new layers at
+    `lr`, everything that came with pretrained weights at `lr * pretrained_lr_mult`. `pretrained`
+    is the scope build_model reports: "detector" (all but the class predictors), "backbone"
+    (the backbone body only), or False."""
+    scope = "detector" if pretrained is True else pretrained
+    new = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.")
     head, rest = [], []
     for name, p in model.named_parameters():
-        (head if name.startswith(("roi_heads.box_predictor.", "roi_heads.mask_predictor.")) else rest).append(p)
-    mult = pretrained_lr_mult if pretrained else 1.0
+        is_new = name.startswith(new) or (scope == "backbone" and not name.startswith("backbone.body."))
+        (head if is_new else rest).append(p)
+    mult = pretrained_lr_mult if scope else 1.0
     return [{"params": rest, "lr": lr * mult, "name": "pretrained", "lr_mult": mult},
             {"params": head, "lr": lr, "name": "heads", "lr_mult": 1.0}]
 
@@ -350,7 +410,7 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     ckpt = load_checkpoint(path)
     check_compatible(ckpt, path)
     cfg = model_config_from_checkpoint(ckpt, path)
-    model = _build_arch(cfg, NUM_CLASSES)
+    model = build_arch(cfg, NUM_CLASSES, default_norm(cfg, backbone_pretrained=False))
     _load_matching_exact(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
 

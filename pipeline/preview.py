@@ -44,6 +44,14 @@ def load_coco(data_dir: Path) -> dict:
     return coco
 
 
+QUANTILES = (5, 25, 50, 75, 95)
+
+
+def _quantiles(values) -> dict[str, float] | None:
+    v = np.asarray(values, float)
+    return {f"p{q}": round(float(np.percentile(v, q)), 2) for q in QUANTILES} if len(v) else None
+
+
 def dataset_stats(coco: dict) -> dict:
     anns = coco["annotations"]
     names = {c["id"]: c["name"] for c in coco["categories"]}
@@ -73,6 +81,9 @@ def dataset_stats(coco: dict) -> dict:
             "median_size_px": float(np.median(size)) if len(size) else None,
             "small_medium_large": [int((size < 32).sum()), int(((size >= 32) & (size < 96)).sum()),
                                    int((size >= 96).sum())],
+            # what anchor sizes and aspect ratios (height / width) have to cover, in source pixels
+            "size_px_quantiles": _quantiles(size),
+            "aspect_hw_quantiles": _quantiles([a["bbox"][3] / a["bbox"][2] for a in ok if a["bbox"][2] > 0]),
         }
     return stats
 
@@ -88,6 +99,14 @@ def stats_markdown(stats: dict, data_dir: Path) -> str:
         ms = "-" if s["median_size_px"] is None else f"{s['median_size_px']:.0f}"
         lines.append(f"| {name} | {s['instances']} | {s['crowd']} | {s['truncated']} | {mv} | {ms} | "
                      f"{'/'.join(map(str, s['small_medium_large']))} |")
+    lines += ["", "Box size (sqrt of area, px) and aspect (height / width) at p5/p25/p50/p75/p95, "
+              "for choosing `model.anchor_sizes` and `model.aspect_ratios` (scale sizes by "
+              "min_size / image height):", ""]
+    for name, s in stats["per_class"].items():
+        if s.get("size_px_quantiles"):
+            sz = "/".join(f"{v:.0f}" for v in s["size_px_quantiles"].values())
+            ar = "/".join(f"{v:.2f}" for v in s["aspect_hw_quantiles"].values())
+            lines.append(f"- {name}: size {sz} px, aspect {ar}")
     lines += ["", "Instances per image: " + ", ".join(f"{k}: {v}" for k, v in stats["instances_per_image"].items()),
               "", "![statistics](stats.png)", "", "![samples](contact_sheet.png)", ""]
     return "\n".join(lines)

@@ -41,6 +41,7 @@ from pipeline.common import (
     run_cli,
 )
 from pipeline.config import TrainConfig
+from pipeline.curves import plot_run
 from pipeline.data import CocoDetection, StepSampler, collate_fn, split_ids
 from pipeline.engine import (
     TrainingDiverged,
@@ -229,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ckpt is None:
             raise UserError(f"{last_pt}: nothing to resume (no last.pt in {out})")
         check_compatible(ckpt, last_pt, cfg.model.arch)
+        if cfg.model.norm == "auto":  # the norm the run resolved at its start
+            cfg.model.norm = ckpt["config"]["model"].get("norm", "auto")
         changed = [k for k in changed_keys(ckpt["config"], config_to_dict(cfg)) if k != "solver.max_iters"]
         if changed and dinfo.is_main:
             print(f"note: resuming with changed settings ({', '.join(changed)}): not an exact continuation")
@@ -246,14 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ckpt:
         model.load_state_dict(ckpt["model"])
         init_info = ckpt["init"]
+    cfg.model.norm = init_info.get("norm", cfg.model.norm)  # recorded, so checkpoints rebuild the same net
     model.to(device)
-    if not ckpt and not init_info.get("pretrained") and cfg.model.frozen_bn and cfg.model.bn_calibration_images:
+    if (not ckpt and not init_info.get("pretrained") and init_info.get("norm") == "frozen_bn"
+            and cfg.model.bn_calibration_images):
         n = calibrate_frozen_bn(model, calibration_batches(train_ds, cfg.model.bn_calibration_images, cfg.seed))
         init_info["bn_calibration"] = f"backbone FrozenBatchNorm2d statistics from {n} training images"
     optimizer = build_optimizer(model, cfg.solver, bool(init_info.get("pretrained")))
     scheduler = build_scheduler(optimizer, cfg.solver)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    step, best = 0, None
+    step, best, train_time = 0, None, 0.0
     torch.manual_seed(cfg.seed * 1_000_003 + dinfo.rank)  # RPN/ROI sampling differs per rank
     if ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -261,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         step, best = int(ckpt["step"]), ckpt.get("best")
+        train_time = float(ckpt.get("train_time", 0.0))
         set_rng_state(ckpt["rng"][min(dinfo.rank, len(ckpt["rng"]) - 1)])
         if step >= cfg.solver.max_iters:
             raise UserError(f"{last_pt}: run already at step {step} >= solver.max_iters "
@@ -306,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict() if scaler else None,
                         step=step, rng=rngs, config=config_to_dict(cfg), categories=CATEGORIES,
-                        init=init_info, versions=package_versions(), best=best, metrics=metrics)
+                        init=init_info, versions=package_versions(), best=best, metrics=metrics,
+                        train_time=train_time)
 
     stages = trainable_stages_at(cfg.model, step)
     set_trainable(model, cfg.model, stages)
@@ -343,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scheduler.step()
             step += 1
             window.append(time.time() - t_step)
+            train_time += window[-1]
             first_loss = losses["loss"] if first_loss is None else first_loss
             last_loss = losses["loss"]
             lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
@@ -369,7 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 last_metrics = validate(model, val_loader, gt, device, dtype, tb, step, cfg.log.tb_images)
                 head = headline(last_metrics)
                 if head is not None:
-                    metrics_log.write({"step": step, "event": "eval", head[0]: head[1], **last_metrics})
+                    metrics_log.write({"step": step, "event": "eval", head[0]: head[1],
+                                       "train_time": round(train_time, 2), "wall": round(time.time() - t0, 2),
+                                       **last_metrics})
+                    plot_run(out)
                     if best is None or head[1] > best["value"]:
                         best = {"metric": head[0], "value": head[1], "step": step}
                         checkpoint(best_pt, last_metrics, gather=False)
@@ -400,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss_s = f"loss {first_loss:.3f} -> {last_loss:.3f}" if first_loss is not None else "no steps run"
         atomic_write_json(out / "summary.json", {
             "step": step, "max_iters": cfg.solver.max_iters, "steps_this_session": done,
-            "s_per_it": round(spi, 4), "world_size": dinfo.world_size, "device": str(device),
+            "s_per_it": round(spi, 4), "train_time": round(train_time, 2), "world_size": dinfo.world_size, "device": str(device),
             "first_loss": first_loss, "last_loss": last_loss, "final_metrics": last_metrics, "best": best,
             "init": init_info}, indent=2)
         print(f"trained {done} steps ({step}/{cfg.solver.max_iters}) in {time.time() - t0:.0f} s "

@@ -9,12 +9,11 @@ import torch
 from torchvision.models.detection import maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from pipeline.archs import build_arch
 from pipeline.common import CATEGORIES, UserError
 from pipeline.data import CocoDetection
 from pipeline.model import (
-    STAGES,
     ModelConfig,
-    _build_arch,
     build_model,
     calibrate_frozen_bn,
     load_checkpoint,
@@ -51,7 +50,7 @@ def test_heads_have_three_classes(model_and_info):
 @pytest.mark.parametrize("arch,reference", [("maskrcnn_resnet50_fpn", maskrcnn_resnet50_fpn),
                                             ("maskrcnn_resnet50_fpn_v2", maskrcnn_resnet50_fpn_v2)])
 def test_architecture_matches_torchvision_so_coco_weights_load(arch, reference):
-    ours = _build_arch(ModelConfig(arch=arch, **TINY), 91).state_dict()
+    ours = build_arch(ModelConfig(arch=arch, **TINY), 91, "frozen_bn").state_dict()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = reference(weights=None, weights_backbone=None, num_classes=91).state_dict()
@@ -77,7 +76,7 @@ def test_finetune_trains_exactly_the_top_stages(model_and_info, stages):
     set_trainable(model, cfg, stages)
     tr = _trainable(model)
     body = {n.split(".")[2] for n in tr if n.startswith("backbone.body.")}
-    assert body == set(STAGES[:stages])
+    assert body == set(["layer4", "layer3", "layer2", "layer1", "conv1"][:stages])
     everything_else = {n for n, _ in model.named_parameters() if not n.startswith("backbone.body.")}
     assert everything_else <= tr  # FPN, RPN and ROI heads train
 
@@ -128,7 +127,7 @@ def test_weights_from_cache_and_from_file(tmp_path, monkeypatch):
     """A 91-class torchvision state dict in the hub cache (auto) or given as a path: backbone
     loaded, class-specific heads re-initialised for our 3 classes."""
     torch.manual_seed(1)
-    coco_like = _build_arch(ModelConfig(**TINY), 91).state_dict()
+    coco_like = build_arch(ModelConfig(**TINY), 91, "frozen_bn").state_dict()
     (tmp_path / "checkpoints").mkdir()
     torch.save(coco_like, tmp_path / "checkpoints" / "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
@@ -146,7 +145,7 @@ def test_weights_from_cache_and_from_file(tmp_path, monkeypatch):
         build_model(ModelConfig(**{**TINY, "weights": str(tmp_path / "junk.pt")}))
     with pytest.raises(UserError, match="not found"):
         build_model(ModelConfig(**{**TINY, "weights": str(tmp_path / "missing.pt")}))
-    v2 = _build_arch(ModelConfig(**TINY, arch="maskrcnn_resnet50_fpn_v2"), 91).state_dict()
+    v2 = build_arch(ModelConfig(**TINY, arch="maskrcnn_resnet50_fpn_v2"), 91, "frozen_bn").state_dict()
     torch.save(v2, tmp_path / "v2.pt")
     with pytest.raises(UserError, match="do not fit this architecture"):
         build_model(ModelConfig(**{**TINY, "weights": str(tmp_path / "v2.pt")}))

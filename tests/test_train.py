@@ -14,9 +14,11 @@ import torch
 import yaml
 from helpers_coco import make_coco_set
 
+import pipeline.compare as compare_mod
 import pipeline.train as train_mod
 from pipeline.common import UserError
 from pipeline.config import TrainConfig
+from pipeline.curves import read_evals, series
 from pipeline.engine import lr_factor
 from pipeline.model import load_checkpoint, model_from_checkpoint
 
@@ -79,10 +81,64 @@ def test_run_folder_holds_what_design_md_promises(tiny_run):
     assert len(evals) == 1 and evals[0]["step"] == 2
     assert {"bbox", "segm"} <= set(evals[0]) and "segm_AP" in evals[0]
     assert set(evals[0]["segm"]["per_class"]) <= {"pedestrian", "pallet_jack"}
+    assert evals[0]["train_time"] > 0 and set(evals[0]["bbox"]["per_class_AP50"]) <= {"pedestrian", "pallet_jack"}
     model, _ = model_from_checkpoint(tiny_run / "best.pt")
     with torch.no_grad():
         out = model([torch.rand(3, 96, 128)])
     assert out[0]["masks"].shape[1:] == (1, 96, 128)
+
+
+def test_every_run_draws_its_learning_curve(tiny_run, tmp_path):
+    png = tiny_run / "curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    h, w = plt_image_size(png)
+    assert h > 300 and w > 500
+    # several runs on one figure (make compare); runs without validation are left out, not fatal
+    other = tmp_path / "other"
+    other.mkdir()
+    lines = (tiny_run / "metrics.jsonl").read_text().splitlines()
+    boosted = []
+    for ln in lines:
+        rec = json.loads(ln)
+        if rec.get("event") == "eval":
+            rec["step"], rec["train_time"] = 4, rec["train_time"] * 2
+        boosted.append(json.dumps(rec))
+    (other / "metrics.jsonl").write_text("\n".join(boosted) + "\n")
+    out = tmp_path / "curves.png"
+    assert compare_mod.main([str(tiny_run), str(other), "--curves", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    steps, minutes, values = series(read_evals(other), "bbox", "AP", next(iter(read_evals(other)[0]["bbox"]["per_class"])))
+    assert steps == [4] and minutes[0] == pytest.approx(read_evals(tiny_run)[0]["train_time"] * 2 / 60)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    with pytest.raises(UserError, match="no run with validation records"):
+        compare_mod.main([str(empty), "--curves", str(tmp_path / "none.png")])
+
+
+def plt_image_size(path):
+    import cv2
+
+    return cv2.imread(str(path)).shape[:2]
+
+
+@pytest.mark.slow
+def test_light_arch_resumes_exactly(data, tmp_path):
+    """GroupNorm ResNet-18 FPN with AdamW: the resolved norm is recorded and a resumed run
+    continues the uninterrupted one's losses."""
+    light = {"arch": "maskrcnn_resnet18_fpn", "weights": "none"}
+    cfg = write_config(tmp_path / "cfg.yaml", model=light,
+                       solver={"optimizer": "adamw", "lr": 3e-4, "warmup_iters": 2, "max_iters": 4,
+                               "schedule": "cosine", "steps": [0.5]})
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(full)]) == 0
+    assert train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(part), "--max-iters", "2"]) == 0
+    assert train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(part), "--resume"]) == 0
+    saved = yaml.safe_load((full / "config.yaml").read_text())
+    assert saved["model"]["norm"] == "gn" and load_checkpoint(full / "last.pt")["init"]["norm"] == "gn"
+    a = [r["loss"] for r in records(full)]
+    b = [r["loss"] for r in records(part)]
+    assert a == pytest.approx(b, rel=1e-4)
 
 
 def test_refusals(tiny_run, data, tmp_path):
