@@ -18,6 +18,9 @@ class DataConfig(StrictModel):
     split_seed: int = 0
     class_map: dict[str, str] = {}    # foreign category name -> ours (e.g. person: pedestrian)
     skip_bad: bool = False            # skip and count bad records instead of stopping
+    # train on crowd-marked instances too (rendered ones are mostly hidden or tiny). Left out,
+    # their visible part is taught as background; COCOeval ignores detections on them anyway.
+    crowd_targets: bool = False
     batch_size: int = Field(2, ge=1)  # per process
     workers: int = Field(2, ge=0)
 

@@ -82,6 +82,7 @@ def plot_curves(runs: Mapping[str, Sequence[dict]], out: str | Path, title: str 
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"val {label}")
             ax.set_ylim(0, 1)
+            ax.set_xlim(left=0)
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:

@@ -90,16 +90,18 @@ def check_record(img: dict, anns: list[dict], cat_ids: set[int], images_dir: Pat
 class CocoDetection(torch.utils.data.Dataset):
     """Item: (float image CxHxW in 0..1, target with boxes xyxy, labels, masks, image_id, area, iscrowd).
 
-    Crowd annotations are kept out of targets (as torchvision's references do) but stay in
-    `coco` so COCOeval ignores detections on them. `transforms(image_hwc_uint8, masks, labels,
+    Crowd annotations are kept out of targets (as torchvision's references do) unless
+    `crowd_targets`, and stay in `coco` so COCOeval ignores detections on them. `transforms(image_hwc_uint8, masks, labels,
     seed)` is the augmentation hook (pipeline.transforms.Augment). An index may be an int or
     (int, seed): the seed makes the augmentation of that sample reproducible.
     """
 
     def __init__(self, root: Path, ann_file: Path | None = None, transforms=None,
-                 class_map: dict | None = None, skip_bad: bool = False, image_ids=None):
+                 class_map: dict | None = None, skip_bad: bool = False, image_ids=None,
+                 crowd_targets: bool = False):
         self.images_dir, self.ann_file = resolve_dataset(root, ann_file)
         self.transforms = transforms
+        self.crowd_targets = crowd_targets
         raw = read_json(self.ann_file, "COCO annotation file")
         if not isinstance(raw, dict) or not isinstance(raw.get("images"), list):
             raise UserError(f"{self.ann_file}: not a COCO file (no 'images' list)")
@@ -167,7 +169,7 @@ class CocoDetection(torch.utils.data.Dataset):
         except Exception as e:
             raise UserError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
         h, w = image.shape[:2]
-        anns = [a for a in anns if not a.get("iscrowd")]
+        anns = [a for a in anns if self.crowd_targets or not a.get("iscrowd")]
         masks = np.zeros((len(anns), h, w), np.uint8)
         for i, a in enumerate(anns):
             try:

@@ -72,6 +72,14 @@ def test_crowd_is_not_a_target_and_empty_image_is_a_negative(coco_set_ro):
     _, empty = ds[len(ds) - 1]
     assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 96, 128)
     assert empty["labels"].shape == (0,)
+    # data.crowd_targets: the crowd region becomes a target with its own mask and class
+    with_crowd = CocoDetection(coco_set_ro, crowd_targets=True)
+    _, t1 = with_crowd[0]
+    assert len(t1["labels"]) == len(t0["labels"]) + 1
+    extra = t1["masks"][-1].numpy()
+    x, y, w, h = crowd[0]["bbox"]
+    assert extra.sum() == crowd[0]["area"] and t1["labels"][-1].item() == crowd[0]["category_id"]
+    assert t1["boxes"][-1].tolist() == pytest.approx([x, y, x + w, y + h])
 
 
 def test_uncompressed_and_compressed_rle_decode_to_the_same_mask():
