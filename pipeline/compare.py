@@ -65,6 +65,7 @@ def row_from_metrics(path: Path) -> dict:
     return {
         "source": str(path.parent),
         "run": training.get("run") or path.parent.parent.parent.name,
+        "arch": (training.get("arch") or "?").removeprefix("maskrcnn_"),
         "dataset": Path(m.get("data", {}).get("path", path.parent.name)).name,
         "mode": _mode_text(training),
         "stages": _stages_text(training),
@@ -101,11 +102,11 @@ def _f(v, digits: int = 3) -> str:
 
 def render_table(rows: list[dict]) -> str:
     classes = CLASS_NAMES[1:]
-    header = ["", "run", "dataset", "transfer mode", "trainable stages", "steps", "init",
+    header = ["", "run", "model", "dataset", "transfer mode", "trainable stages", "steps", "init",
               "bbox AP", "bbox AP50", "segm AP", *(f"AP {c}" for c in classes), "s/img", "device"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = ["**winner**" if r["winner"] else "", r["run"], r["dataset"], r["mode"], r["stages"],
+        cells = ["**winner**" if r["winner"] else "", r["run"], r["arch"], r["dataset"], r["mode"], r["stages"],
                  _f(r["steps"]), r["init"], _f(r["bbox_AP"]), _f(r["bbox_AP50"]), _f(r["segm_AP"]),
                  *(_f(r["per_class"][c]) for c in classes), _f(r["s_per_img"], 4), _f(r["device"])]
         if r["winner"]:

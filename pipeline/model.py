@@ -256,8 +256,7 @@ def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> tuple[MaskR
         try:
             body.load_state_dict({k.removeprefix("backbone.body."): v for k, v in sd.items()}, strict=True)
         except RuntimeError as e:
-            first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-            raise UserError(f"{source}: backbone weights do not fit {cfg.arch} ({first[:160]})") from None
+            raise UserError(f"{source}: backbone weights do not fit {cfg.arch} ({_first_problem(e)})") from None
         init_new_heads(model)
         info.update(source=source, pretrained="backbone", reinitialised=["everything but backbone.body"])
     else:
@@ -419,5 +418,10 @@ def _load_matching_exact(model: nn.Module, sd: dict, path: str | Path) -> None:
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise UserError(f"{path}: weights do not fit the checkpoint's architecture ({first[:160]})") from None
+        raise UserError(f"{path}: weights do not fit the checkpoint's architecture ({_first_problem(e)})") from None
+
+
+def _first_problem(e: RuntimeError) -> str:
+    """The first missing/unexpected/mismatched key of a load_state_dict error, not its 100 lines."""
+    lines = str(e).splitlines()
+    return (lines[1].strip() if len(lines) > 1 else str(e))[:160]
