@@ -102,8 +102,7 @@ def _mobilenet_body(norm) -> tuple[nn.Module, dict[str, str], list[int]]:
     features = mobilenet_v3_large(weights=None, norm_layer=norm).features
     # the blocks that end a resolution (torchvision's _mobilenet_extractor rule), the last three:
     # strides 8, 16, 32
-    ends = [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features) - 1]
-    ends = [i - 1 if i != len(features) - 1 else i for i in ends]
+    ends = [i - 1 for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features) - 1]
     picked = ends[-3:]
     return_layers = {str(i): str(k) for k, i in enumerate(picked)}
     channels = [_out_channels(features[i]) for i in picked]
@@ -188,7 +187,7 @@ def backbone_stages(model: MaskRCNN) -> list[list[str]]:
     names = [n for n, _ in body.named_children()]
     if "layer1" in names:
         return [["layer4"], ["layer3"], ["layer2"], ["layer1"], ["conv1", "bn1"]]
-    blocks = [(n, m) for n, m in body.named_children()]
+    blocks = list(body.named_children())
     cuts = [i for i, (_, m) in enumerate(blocks) if getattr(m, "_is_cn", False)]
     bounds = [0] + cuts[-4:] + [len(blocks)]
     groups = [[n for n, _ in blocks[a:b]] for a, b in zip(bounds, bounds[1:], strict=False)]

@@ -39,11 +39,11 @@ def read_evals(path: str | Path) -> list[dict]:
 
 def series(evals: Sequence[dict], section: str, key: str, cls: str) -> tuple[list[float], list[float], list[float]]:
     """(steps, minutes, values) of one class's `key` in `section` (None values left out)."""
+    field = "per_class_AP50" if key == "AP50" else "per_class"
     steps, minutes, values = [], [], []
     for r in evals:
-        sec = r.get(section) or {}
-        v = (sec.get("per_class_AP50") if key == "AP50" else sec.get("per_class") or {}).get(cls) \
-            if isinstance(sec, dict) else None
+        # records of runs older than per-class AP50 lack the field: no point, not a crash
+        v = ((r.get(section) or {}).get(field) or {}).get(cls)
         if v is None:
             continue
         steps.append(r["step"])

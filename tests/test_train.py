@@ -109,6 +109,13 @@ def test_every_run_draws_its_learning_curve(tiny_run, tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
     steps, minutes, values = series(read_evals(other), "bbox", "AP", next(iter(read_evals(other)[0]["bbox"]["per_class"])))
     assert steps == [4] and minutes[0] == pytest.approx(read_evals(tiny_run)[0]["train_time"] * 2 / 60)
+    old = tmp_path / "old"  # a run from before per-class AP50 was recorded: AP curves only
+    old.mkdir()
+    rec = read_evals(tiny_run)[0]
+    rec["bbox"].pop("per_class_AP50")
+    (old / "metrics.jsonl").write_text(json.dumps(rec) + "\n")
+    assert series(read_evals(old), "bbox", "AP50", "pedestrian") == ([], [], [])
+    assert compare_mod.main([str(old), "--curves", str(tmp_path / "old.png")]) == 0
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
