@@ -23,17 +23,37 @@ from pipeline.common import CATEGORIES, UserError, read_json, remap_categories
 BOX_TOLERANCE = 1.0  # px a box may poke outside the image (rounding in foreign exporters)
 
 
-def resolve_dataset(root: str | Path, ann_file: str | Path | None = None) -> tuple[Path, Path]:
-    """(images folder, annotation file) for a dataset folder laid out as in DESIGN.md, or any
-    folder of images with an explicit annotation file."""
+def _dataset_files(root: str | Path, ann_file: str | Path | None) -> tuple[Path, Path]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found")
     ann = Path(ann_file) if ann_file else root / "annotations.json"
     if not ann.is_file():
         raise UserError(f"{ann}: annotation file not found (expected COCO JSON)")
-    images = root / "images" if (root / "images").is_dir() else root
-    return images, ann
+    return root, ann
+
+
+def image_base(root: Path, images: list) -> Path:
+    """The folder the records' file_names are relative to: images/ (our writer, DESIGN.md) or
+    the dataset root (`images/x.jpg`, as several exporters write). Whichever holds more of the
+    first 50 files wins, so one lookup serves the whole file; with neither, images/ stays the
+    answer so a missing file is reported where our layout expects it."""
+    folder = root / "images" if (root / "images").is_dir() else root
+    if folder == root:
+        return root
+    names = [str(im.get("file_name", "")) for im in images[:50] if isinstance(im, dict)]
+    in_folder = sum((folder / n).is_file() for n in names)
+    in_root = sum((root / n).is_file() for n in names)
+    return root if in_root > in_folder else folder
+
+
+def resolve_dataset(root: str | Path, ann_file: str | Path | None = None) -> tuple[Path, Path]:
+    """(folder the images' file_names are relative to, annotation file) for a dataset folder
+    laid out as in DESIGN.md, or any folder of images with an explicit annotation file."""
+    root, ann = _dataset_files(root, ann_file)
+    raw = read_json(ann, "COCO annotation file")
+    images = raw.get("images") if isinstance(raw, dict) else None
+    return image_base(root, images if isinstance(images, list) else []), ann
 
 
 def segmentation_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
@@ -55,7 +75,7 @@ def segmentation_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
 def check_record(img: dict, anns: list[dict], cat_ids: set[int], images_dir: Path
                  ) -> list[tuple[Any, str]]:
     """Problems with one image record and its annotations as (annotation id or None for the
-    image itself, message); empty = fine. Reads the image header only."""
+    image itself, message); empty = fine. Checks the image decodes (see decode_problem)."""
     path = images_dir / str(img.get("file_name", ""))
     if not path.is_file():
         return [(None, f"image id {img.get('id')}: file {path} not found")]
@@ -64,6 +84,9 @@ def check_record(img: dict, anns: list[dict], cat_ids: set[int], images_dir: Pat
             size = im.size
     except Exception as e:
         return [(None, f"image id {img.get('id')}: {path} unreadable ({type(e).__name__})")]
+    why = decode_problem(path)
+    if why:
+        return [(None, f"image id {img.get('id')}: {path} cannot be decoded ({why})")]
     w, h = img.get("width"), img.get("height")
     if (w, h) != size:
         return [(None, f"image id {img['id']}: {path.name} is {size[0]}x{size[1]} but the record says {w}x{h}")]
@@ -87,6 +110,47 @@ def check_record(img: dict, anns: list[dict], cat_ids: set[int], images_dir: Pat
     return problems
 
 
+_DECODE_CHECKED: dict[tuple[str, int, int], str | None] = {}
+
+
+def decode_problem(path: Path) -> str | None:
+    """Why `path` would fail to decode, or None. A truncated file otherwise passes the header
+    check and only fails in a DataLoader worker, mid-training. Full decoding costs ~6x a PNG
+    CRC walk (PIL verify) or a JPEG end-marker test, so those screen first and only suspects
+    are decoded; the answer is cached per (path, mtime, size) because a run opens the same
+    files for its train, validation and probe sets."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _DECODE_CHECKED:
+        _DECODE_CHECKED[key] = None if _looks_complete(path) else _full_decode_problem(path)
+    return _DECODE_CHECKED[key]
+
+
+def _looks_complete(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            if fmt == "PNG":
+                im.verify()  # every chunk's CRC, through IEND
+                return True
+        if fmt == "JPEG":
+            with open(path, "rb") as f:
+                f.seek(max(0, path.stat().st_size - 1024))
+                return b"\xff\xd9" in f.read()  # end-of-image marker (padding may follow it)
+    except Exception:
+        return False
+    return False  # other formats: no cheap test, decode them
+
+
+def _full_decode_problem(path: Path) -> str | None:
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 class CocoDetection(torch.utils.data.Dataset):
     """Item: (float image CxHxW in 0..1, target with boxes xyxy, labels, masks, image_id, area, iscrowd).
 
@@ -99,12 +163,13 @@ class CocoDetection(torch.utils.data.Dataset):
     def __init__(self, root: Path, ann_file: Path | None = None, transforms=None,
                  class_map: dict | None = None, skip_bad: bool = False, image_ids=None,
                  crowd_targets: bool = False):
-        self.images_dir, self.ann_file = resolve_dataset(root, ann_file)
+        root, self.ann_file = _dataset_files(root, ann_file)
         self.transforms = transforms
         self.crowd_targets = crowd_targets
         raw = read_json(self.ann_file, "COCO annotation file")
         if not isinstance(raw, dict) or not isinstance(raw.get("images"), list):
             raise UserError(f"{self.ann_file}: not a COCO file (no 'images' list)")
+        self.images_dir = image_base(root, raw["images"])
         if not raw["images"]:
             raise UserError(f"{self.ann_file}: empty dataset (no images)")
         if not isinstance(raw.get("annotations", []), list):

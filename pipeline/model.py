@@ -211,6 +211,22 @@ def _norm_of_state_dict(sd: dict, cfg: ModelConfig) -> str:
     return "gn"
 
 
+class RandomInitWarning(UserWarning):
+    """Training starts from random weights although pretrained ones were asked for (weights=auto)."""
+
+
+def _warn_random_init(message: str, why: str) -> None:
+    """The banner on stderr, once, and the same message as a RandomInitWarning for callers that
+    record warnings. Shown by the warnings module too it would repeat the message with the
+    caller's source line (`model, init_info = build_model(...)`), which reads like the culprit,
+    so its display is ignored by default; a caller's own filters (-W, catch_warnings) still win
+    because this one goes to the end of the list."""
+    print(f"{'!' * 72}\n  {message}\n  ({why})\n{'!' * 72}", file=sys.stderr, flush=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RandomInitWarning, append=True)
+        warnings.warn(message, RandomInitWarning, stacklevel=3)
+
+
 def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> tuple[MaskRCNN, dict]:
     """Model with `num_classes`-way heads and the weights `cfg.weights` asks for, plus how it was
     initialised (`info`: source, pretrained scope, the resolved backbone `norm`)."""
@@ -230,10 +246,8 @@ def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> tuple[MaskR
             if cfg.weights == kind:
                 raise UserError(f"model.weights={kind}: {label} weights unavailable: {source} "
                                 f"(use weights=auto to fall back to random init, or {field}=FILE)")
-            # the banner alone: a source line after it would only confuse
-            print(f"{'!' * 72}\n  model.weights=auto: {label} weights unavailable, training from RANDOM init\n"
-                  f"  ({source})\n{'!' * 72}", file=sys.stderr, flush=True)
-            warnings.warn(f"model.weights=auto: {label} weights unavailable, training from RANDOM init", stacklevel=2)
+            _warn_random_init(f"model.weights=auto: {label} weights unavailable, training from RANDOM init",
+                              source)
             info["source"] = f"random ({label} weights unavailable: {source})"
         else:
             scope = "detector" if kind == "coco" else "backbone"

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from pipeline.common import (
     CATEGORIES,
@@ -28,6 +27,7 @@ from pipeline.common import (
     read_json,
     run_cli,
 )
+from pipeline.data import image_base, segmentation_to_mask
 from pipeline.draw import contact_sheet, draw_detections, load_rgb, save_rgb
 
 VIS_BINS = np.linspace(0.0, 1.0, 11)
@@ -148,15 +148,18 @@ def plot_stats(stats: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def draw_sample(data_dir: Path, image: dict, anns: list[dict]) -> np.ndarray:
-    rgb = load_rgb(data_dir / "images" / image["file_name"])
+def draw_sample(images_dir: Path, image: dict, anns: list[dict]) -> np.ndarray:
+    """`images_dir`: the folder file_names are relative to (pipeline.data.image_base)."""
+    try:
+        rgb = load_rgb(images_dir / image["file_name"])
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    h, w = rgb.shape[:2]
     for crowd in (1, 0):  # ignored ones first, labelled ones on top
         sel = [a for a in anns if int(a.get("iscrowd", 0)) == crowd]
         if not sel:
             continue
-        masks = np.stack([mask_utils.decode({"size": a["segmentation"]["size"],
-                                             "counts": a["segmentation"]["counts"].encode()})
-                          for a in sel]).astype(bool)
+        masks = np.stack([segmentation_to_mask(a["segmentation"], h, w) for a in sel]).astype(bool)
         boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in sel]
         names = CLASS_NAMES if not crowd else [n + " (ignored)" for n in CLASS_NAMES]
         rgb = draw_detections(rgb, boxes, [a["category_id"] for a in sel], masks=masks,
@@ -193,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         by_image.setdefault(a["image_id"], []).append(a)
     samples = pick_samples(coco, args.num)
     if samples:
-        tiles = [draw_sample(data_dir, im, by_image.get(im["id"], [])) for im in samples]
+        images_dir = image_base(data_dir, coco["images"])
+        tiles = [draw_sample(images_dir, im, by_image.get(im["id"], [])) for im in samples]
         captions = [f"{im['file_name']}  {sum(1 for a in by_image.get(im['id'], []) if not a.get('iscrowd'))} inst"
                     for im in samples]
         save_rgb(out / "contact_sheet.png", contact_sheet(tiles, args.cols, args.tile_width, captions))

@@ -273,3 +273,96 @@ def test_preview_aug_writes_a_grid(coco_set_ro, tmp_path):
     assert img.shape[1] == 3 * (320 + 4) + 4 and img.shape[0] == 2 * (240 + 4) + 4  # 2 rows x 3 tiles
     with pytest.raises(UserError, match="expected a .png or .jpg"):
         preview_aug.main(["--config", str(cfg), "--data", str(coco_set_ro), "--out", str(tmp_path / "a.gif")])
+
+
+# ---------------------------------------------------------------- what a new user runs into
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def test_truncated_png_is_found_up_front(coco_set):
+    """A truncated PNG passes the header check; it must be refused (or skipped and counted)
+    when the set is opened, not in a DataLoader worker after training started."""
+    coco = load_coco(coco_set)
+    bad = coco_set / "images" / coco["images"][3]["file_name"]
+    _truncate(bad)
+    with Image.open(bad) as im:
+        assert im.size == (128, 96)  # the header alone looks fine
+    with pytest.raises(UserError, match=r"image id 4: .*000003.png cannot be decoded \(.*truncated") as e:
+        CocoDetection(coco_set)
+    assert "\n" not in str(e.value) and "skip_bad" in str(e.value)
+    ds = CocoDetection(coco_set, skip_bad=True)
+    assert ds.num_skipped == 1 and "000003.png cannot be decoded" in ds.problems[0]
+    assert len(ds) == 5 and 4 not in ds.image_ids
+    assert all(ds[i][0].shape == (3, 96, 128) for i in range(len(ds)))  # every kept image loads
+
+
+def test_jpeg_truncated_and_complete(tmp_path):
+    from pipeline.data import decode_problem
+
+    rgb = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    good, cut = tmp_path / "good.jpg", tmp_path / "cut.jpg"
+    Image.fromarray(rgb).save(good, quality=90)
+    Image.fromarray(rgb).save(cut, quality=90)
+    _truncate(cut, 0.7)
+    assert decode_problem(good) is None
+    assert "truncated" in decode_problem(cut)
+    # a PNG without its IEND chunk fails PIL's verify but decodes: not a problem
+    png = tmp_path / "no_iend.png"
+    Image.fromarray(rgb).save(png)
+    png.write_bytes(png.read_bytes()[:-12])
+    assert decode_problem(png) is None
+
+
+@pytest.mark.parametrize("prefix", ["", "images/"])
+def test_file_name_relative_to_images_or_dataset_root(coco_set, prefix):
+    """Our writer stores `x.png` (relative to images/); several exporters store `images/x.png`
+    (relative to the dataset root). Both load, and evaluate's resolve_dataset agrees."""
+    from pipeline.data import resolve_dataset
+
+    coco = load_coco(coco_set)
+    for im in coco["images"]:
+        im["file_name"] = prefix + im["file_name"]
+    save_coco(coco_set, coco)
+    ds = CocoDetection(coco_set)
+    assert len(ds) == 6 and ds.num_skipped == 0
+    assert ds[0][0].shape == (3, 96, 128)
+    base, _ = resolve_dataset(coco_set)
+    assert all((base / im["file_name"]).is_file() for im in coco["images"])
+    (coco_set / "images" / "000002.png").unlink()  # still one precise message when one is missing
+    with pytest.raises(UserError, match=r"image id 3: file .*images/000002.png not found"):
+        CocoDetection(coco_set)
+
+
+def test_preview_reads_root_relative_file_names(coco_set, tmp_path):
+    from pipeline import preview
+
+    coco = load_coco(coco_set)
+    for im in coco["images"]:
+        im["file_name"] = "images/" + im["file_name"]
+    save_coco(coco_set, coco)
+    assert preview.main(["--data", str(coco_set), "--out", str(tmp_path / "pv"), "--num", "3"]) == 0
+    assert (tmp_path / "pv" / "contact_sheet.png").is_file()
+
+
+def test_random_init_banner_without_source_line(tmp_path):
+    """weights=auto without weights: the banner on stderr once, not followed by the warnings
+    module's `file:line: UserWarning` and the caller's source line."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import torch\n"
+        f"torch.hub.set_dir({str(tmp_path)!r})\n"
+        "from pipeline.model import ModelConfig, build_model\n"
+        "model, init_info = build_model(ModelConfig(weights='auto', min_size=96, max_size=128,"
+        " allow_download=False))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "PYTHONWARNINGS": ""})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("training from RANDOM init") == 1
+    assert "!" * 72 in r.stderr and "downloads are off" in r.stderr
+    assert "build_model(" not in r.stderr and "Warning" not in r.stderr
