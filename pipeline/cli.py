@@ -23,7 +23,26 @@ STAGES: dict[str, tuple[str, str]] = {
     "compare": ("pipeline.compare", "one table over several runs"),
     "video": ("pipeline.video", "detect and track on a video"),
     "export": ("pipeline.export", "ONNX export with a parity check"),
+    "convert": ("", "write a dataset in another format: convert --format yolo --data D --out O"),
 }
+# `convert --format F` picks the module; its own flags follow
+CONVERT_FORMATS: dict[str, str] = {"yolo": "pipeline.yolo"}
+
+
+def convert_module(args: list[str]) -> tuple[str, list[str]]:
+    """(module, remaining args) for `convert --format F ...`; the flag may sit anywhere."""
+    usage = (f"usage: warehouse-synth convert --format {{{','.join(CONVERT_FORMATS)}}} [args...]   "
+             "(warehouse-synth convert --format yolo --help for its flags)")
+    for i, a in enumerate(args):
+        if a == "--format" or a.startswith("--format="):
+            fmt = a.split("=", 1)[1] if "=" in a else (args[i + 1] if i + 1 < len(args) else "")
+            if fmt not in CONVERT_FORMATS:
+                print(f"error: convert --format {fmt!r}: expected one of {sorted(CONVERT_FORMATS)}", file=sys.stderr)
+                sys.exit(2)
+            return CONVERT_FORMATS[fmt], args[:i] + args[i + (1 if "=" in a else 2):]
+    helping = any(a in ("-h", "--help") for a in args)
+    print(usage if helping else f"error: convert needs --format\n{usage}", file=sys.stdout if helping else sys.stderr)
+    sys.exit(0 if helping else 2)
 
 
 def usage() -> str:
@@ -41,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if stage not in STAGES:
         print(f"error: unknown stage {stage!r}\n{usage()}", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(STAGES[stage][0])
+    name = STAGES[stage][0]
+    if stage == "convert":
+        name, rest = convert_module(rest)
+    module = importlib.import_module(name)
     sys.argv = [f"warehouse-synth {stage}", *rest]
     run_cli(module.main, rest)
 
