@@ -19,6 +19,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from pipeline import rle
 from pipeline.common import CATEGORIES, CLASS_NAMES, UserError, read_json, remap_categories
 
 IOU_TYPES = ("bbox", "segm")
@@ -120,13 +121,6 @@ def _coco_api(dataset: dict) -> COCO:
 
 
 # ---------------------------------------------------------------- predictions
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """Binary HxW mask -> compressed RLE with a JSON-safe `counts` string."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
 
 def check_predictions(predictions: list[dict], gt: GroundTruth, source: str = "predictions") -> None:
     if not isinstance(predictions, list):
@@ -368,12 +362,4 @@ def load_predictions(path: str | Path) -> list[dict]:
 def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray | None:
     """HxW bool mask of a COCO annotation or result (polygons, RLE or uncompressed RLE); None if it has none."""
     seg = ann.get("segmentation")
-    if not seg:
-        return None
-    if isinstance(seg, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
-    elif isinstance(seg.get("counts"), list):
-        rle = mask_utils.frPyObjects(seg, height, width)
-    else:
-        rle = seg
-    return mask_utils.decode(rle).astype(bool)
+    return rle.decode(seg, height, width) if seg else None

@@ -123,7 +123,7 @@ def train_step(model: nn.Module, images, targets, optimizer: torch.optim.Optimiz
 def predict(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
             keep_outputs: int = 0) -> tuple[list[dict], list[tuple]]:
     """COCO results for every image in `loader`, plus (image, output) of the first `keep_outputs`."""
-    from pipeline.evaluate import outputs_to_results  # one converter for training and the eval CLI
+    from pipeline.detections import outputs_to_results  # one converter for training and the eval CLI
 
     was_training = model.training
     model.eval()

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 from tqdm import tqdm
@@ -25,14 +24,12 @@ from tqdm import tqdm
 from pipeline.coco_eval import (
     GroundTruth,
     confusion_matrix,
-    encode_mask,
     evaluate_coco,
     load_ground_truth,
 )
 from pipeline.common import (
     CATEGORIES,
     CLASS_NAMES,
-    StrictModel,
     UserError,
     atomic_write_json,
     atomic_write_text,
@@ -46,7 +43,10 @@ from pipeline.common import (
     sha256_file,
 )
 from pipeline.data import resolve_dataset
+from pipeline.detections import outputs_to_results
+from pipeline.devices import resolve_device
 from pipeline.draw import load_rgb
+from pipeline.inference_settings import InferenceSettings
 from pipeline.model import model_from_checkpoint, set_inference_options
 from pipeline.report import (
     draw_gt_and_prediction,
@@ -57,57 +57,20 @@ from pipeline.report import (
 )
 
 
-class EvalConfig(StrictModel):
-    device: str = "auto"                  # auto (cuda if available) | cpu | cuda | cuda:N
-    batch_size: int = Field(2, ge=1)
+class EvalConfig(InferenceSettings):
+    """AP is scored on every detection; score_threshold here only selects what the report
+    draws, counts in the confusion matrix and ranks as best/worst. half (fp16 on CUDA) is off
+    by default so AP does not depend on the GPU; rpn_post_nms_top_n changes AP (default None)."""
+
+    score_threshold: float = Field(0.5, ge=0, le=1)
+    half: bool = False
     num_workers: int = Field(2, ge=0)     # image decoding processes
-    threads: int = Field(0, ge=0)         # torch CPU threads (0 = torch's default)
     max_images: int = Field(0, ge=0)      # 0 = every image; else the first N by image id
-    min_size: int | None = Field(None, ge=32)   # override the checkpoint's input size
-    max_size: int | None = Field(None, ge=32)
-    mask_threshold: float = Field(0.5, gt=0, lt=1)   # mask probability -> binary mask
-    score_threshold: float = Field(0.5, ge=0, le=1)  # drawings, confusion matrix, best/worst ranking
     iou_types: Literal["auto", "bbox"] = "auto"      # auto: bbox + segm when the set has masks
     num_best_worst: int = Field(4, ge=0)             # images in each half of the best/worst grid
     tile_width: int = Field(960, ge=64)   # px per ground truth | prediction pair in the grid
     ann_file: str | None = None           # default DATA/annotations.json (images in DATA/images or DATA)
     class_map: list[str] = []             # foreign=ours pairs; --class-map adds to these
-
-
-# ---------------------------------------------------------------- helpers
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"device: {name!r} is not a torch device (expected auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device: {name!r} asked for but CUDA is not available here (use device=cpu or auto)")
-    return dev
-
-
-def outputs_to_results(output: dict, image_id: int, mask_threshold: float = 0.5) -> list[dict]:
-    """One torchvision detection output (original image coordinates) -> COCO results with RLE masks."""
-    boxes = output["boxes"].detach().cpu().numpy().astype(np.float64)
-    scores = output["scores"].detach().cpu().numpy()
-    labels = output["labels"].detach().cpu().numpy()
-    masks = output.get("masks")
-    if masks is not None:
-        masks = (masks[:, 0] > mask_threshold).cpu().numpy()
-    ids = {i + 1: c["id"] for i, c in enumerate(CATEGORIES)}  # model label -> COCO id
-    results = []
-    for i in range(len(boxes)):
-        x0, y0, x1, y1 = boxes[i]
-        r = {"image_id": int(image_id), "category_id": ids[int(labels[i])],
-             "bbox": [round(float(x0), 2), round(float(y0), 2),
-                      round(float(x1 - x0), 2), round(float(y1 - y0), 2)],
-             "score": round(float(scores[i]), 5)}
-        if masks is not None:
-            r["segmentation"] = encode_mask(masks[i])
-        results.append(r)
-    return results
 
 
 class _Images(torch.utils.data.Dataset):
@@ -135,6 +98,10 @@ def _check_image(tensor: torch.Tensor | None, im: dict, image_dir: Path) -> None
     if tuple(tensor.shape[1:]) != (im["height"], im["width"]):
         raise UserError(f"{path}: image is {tensor.shape[2]}x{tensor.shape[1]} but the annotations say "
                         f"{im['width']}x{im['height']}")
+
+
+def _fp16(cfg: EvalConfig, device: torch.device) -> bool:
+    return cfg.half and device.type == "cuda"
 
 
 def _collate(batch):
@@ -169,7 +136,8 @@ def run_inference(model, gt: GroundTruth, image_dir: Path, cfg: EvalConfig, devi
         raise UserError(f"{image_dir}: {len(missing)} images of the set are missing (e.g. {missing[0]})")
     loader = torch.utils.data.DataLoader(_Images(image_dir, subset), batch_size=cfg.batch_size,
                                          shuffle=False, num_workers=cfg.num_workers, collate_fn=_collate)
-    with torch.inference_mode(), tqdm(total=len(subset), desc="eval", unit="img") as bar:
+    with torch.inference_mode(), tqdm(total=len(subset), desc="eval", unit="img") as bar, \
+            torch.autocast("cuda", dtype=torch.float16, enabled=_fp16(cfg, device)):
         warm = device.type == "cuda"  # keep CUDA/cuDNN start-up out of the per-image time
         for b, (imgs, metas) in zip(todo, loader, strict=True):
             for t, im in zip(imgs, metas, strict=True):
@@ -282,14 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     model, ckpt = model_from_checkpoint(ckpt_path, device)
-    set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size)
+    # the score threshold is not applied: AP needs every detection
+    set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size,
+                          rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
     sha = sha256_file(ckpt_path)
 
     # Resume key: anything that changes the predictions invalidates saved batches and a
     # previous predictions.json (report-only settings such as score_threshold do not).
     fingerprint = hashlib.sha256(json.dumps(
         [sha, sha256_file(ann_file), sorted(class_map.items()), sorted(gt.image_ids),
-         model.transform.min_size, model.transform.max_size, cfg.mask_threshold, device.type, cfg.batch_size],
+         model.transform.min_size, model.transform.max_size, cfg.mask_threshold, device.type, cfg.batch_size,
+         # appended only when set, so the fingerprints of earlier runs stay valid
+         *([cfg.rpn_post_nms_top_n] if cfg.rpn_post_nms_top_n else []), *(["fp16"] if _fp16(cfg, device) else [])],
         default=str).encode()).hexdigest()
     atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
     n_images = len(gt.image_ids)

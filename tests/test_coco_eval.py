@@ -9,13 +9,13 @@ from helpers_coco import load_coco
 from pipeline.coco_eval import (
     ann_to_mask,
     confusion_matrix,
-    encode_mask,
     evaluate_coco,
     f1_optimal_threshold,
     ground_truth_from_dict,
     load_ground_truth,
 )
 from pipeline.common import UserError
+from pipeline.rle import encode as encode_mask
 
 H, W = 64, 96
 
@@ -247,3 +247,32 @@ def test_duplicate_or_zero_annotation_ids_are_renumbered():
     res = evaluate_coco(gt, gt_as_predictions(gt.coco))
     assert res["bbox"].metrics["AP"] == pytest.approx(1.0)
     assert res["segm"].f1_optimal["pedestrian"]["f1"] == 1.0
+
+
+# ---------------------------------------------------------------- RLE (pipeline.rle)
+
+def test_rle_round_trip_matches_pycocotools_on_known_geometry():
+    from pycocotools import mask as mask_utils
+
+    from pipeline import rle
+
+    m = np.zeros((30, 40), bool)
+    m[5:15, 10:30] = True                       # 10 x 20 rectangle
+    enc = rle.encode(m)
+    assert enc["size"] == [30, 40] and isinstance(enc["counts"], str)
+    ref = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+    assert enc["counts"].encode("ascii") == ref["counts"]
+    assert mask_utils.area(ref) == 200 and list(mask_utils.toBbox(ref)) == [10, 5, 20, 10]
+    np.testing.assert_array_equal(rle.decode(enc), m)
+    np.testing.assert_array_equal(rle.decode({**enc, "counts": ref["counts"]}), m)   # bytes too
+    # the same rectangle as a polygon and as uncompressed RLE (column-major run lengths)
+    poly = [[10, 5, 30, 5, 30, 15, 10, 15]]
+    assert rle.decode(poly, 30, 40).sum() == mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(poly, 30, 40)))
+    runs = [5 + 30 * 10, 10, *([20, 10] * 19), 30 * 40 - (5 + 30 * 10) - 10 - 19 * 30]
+    np.testing.assert_array_equal(rle.decode({"size": [30, 40], "counts": runs}), m)
+    assert rle.decode([], 30, 40).shape == (30, 40) and not rle.decode([], 30, 40).any()
+    assert rle.decode(rle.encode(np.zeros((4, 6), bool))).sum() == 0
+    with pytest.raises(ValueError, match="unsupported segmentation"):
+        rle.decode({"size": [2, 2]})
+    with pytest.raises(ValueError, match="needs height and width"):
+        rle.decode(poly)

@@ -20,13 +20,14 @@ from pipeline import compare, evaluate
 from pipeline.coco_eval import (
     ann_to_mask,
     confusion_matrix,
-    encode_mask,
     evaluate_coco,
     ground_truth_from_dict,
     load_ground_truth,
 )
 from pipeline.common import CATEGORIES, UserError, config_to_dict, package_versions
+from pipeline.detections import outputs_to_results
 from pipeline.report import plot_confusion_matrix, plot_pr_curves, render_report, write_report
+from pipeline.rle import encode as encode_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["device=cpu", "threads=1", "num_workers=0", "batch_size=2"]
@@ -230,7 +231,7 @@ def test_outputs_to_results_converts_boxes_labels_masks():
     masks[1, 0, 0:2, 0:2] = 0.4  # below the mask threshold: empty mask
     out = {"boxes": torch.tensor([[3.0, 2.0, 7.0, 5.0], [0.0, 0.0, 2.0, 2.0]]),
            "scores": torch.tensor([0.8, 0.3]), "labels": torch.tensor([2, 1]), "masks": masks}
-    r = evaluate.outputs_to_results(out, torch.tensor(5))
+    r = outputs_to_results(out, torch.tensor(5))
     assert [p["category_id"] for p in r] == [2, 1] and r[0]["image_id"] == 5
     assert r[0]["bbox"] == [3.0, 2.0, 4.0, 3.0] and r[0]["score"] == 0.8
     m = ann_to_mask(r[0], 10, 12)
@@ -355,3 +356,21 @@ def test_compare_marks_the_winner_per_dataset(tmp_path, capsys):
         compare.main([str(runs / "untrained")])
     with pytest.raises(UserError, match="not found"):
         compare.main([str(tmp_path / "missing")])
+
+
+def test_coco_results_map_model_labels_to_category_ids(monkeypatch):
+    import numpy as np
+
+    from pipeline import detections
+    from pipeline.detections import Detections, to_coco_results
+
+    dets = Detections(boxes=np.array([[1, 2, 5, 8], [0, 0, 3, 3]], np.float32),
+                      scores=np.array([0.9, 0.123456], np.float32), labels=np.array([2, 1]))
+    assert [r["category_id"] for r in to_coco_results(dets, 3)] == [c["id"] for c in CATEGORIES[::-1]]
+    # a label is an index into the model's head, not an id: another id scheme must be honoured
+    monkeypatch.setattr(detections, "CATEGORY_OF_LABEL", {1: 17, 2: 42})
+    r = to_coco_results(dets, 3)
+    assert [p["category_id"] for p in r] == [42, 17]
+    assert r[0]["bbox"] == [1.0, 2.0, 4.0, 6.0] and r[1]["score"] == 0.12346 and "segmentation" not in r[0]
+    with pytest.raises(ValueError, match="2 labels for 1 boxes"):
+        Detections(boxes=dets.boxes[:1], scores=dets.scores[:1], labels=dets.labels)
