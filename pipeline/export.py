@@ -1,4 +1,5 @@
-"""ONNX export of a trained Mask R-CNN, a parity check against PyTorch, and an onnxruntime predictor.
+"""ONNX export of a trained Mask R-CNN and a parity check against PyTorch (the graph runs in
+pipeline.predictors.OnnxPredictor).
 
     python -m pipeline.export --checkpoint runs/NAME/best.pt --out runs/NAME/model.onnx \
         [--check-images DIR] [--config FILE] [key=value ...]
@@ -27,7 +28,6 @@ import numpy as np
 from pydantic import Field
 
 from pipeline.common import (
-    StrictModel,
     UserError,
     atomic_write_json,
     atomic_write_with,
@@ -37,76 +37,23 @@ from pipeline.common import (
     run_cli,
     sha256_file,
 )
+from pipeline.inference_settings import InferenceSettings
+from pipeline.predictors import ONNX_OUTPUTS, OnnxPredictor
 from pipeline.sources import IMAGE_SUFFIXES, _natural_key
 
-OUTPUT_NAMES = ["boxes", "labels", "scores", "masks"]
 
+class ExportConfig(InferenceSettings):
+    """score_threshold, min_size, max_size and rpn_post_nms_top_n are baked into the graph;
+    mask_threshold binarises masks for the parity check. The graph is traced on the CPU in
+    fp32, one image at a time, so device, half and batch_size are not used here."""
 
-class ExportConfig(StrictModel):
     opset: int = Field(17, ge=11)
-    score_threshold: float | None = Field(None, ge=0, le=1)  # baked into the graph (None: the checkpoint's)
-    min_size: int | None = Field(None, ge=32)   # test-time resize baked into the graph (None: checkpoint's)
-    max_size: int | None = Field(None, ge=32)
-    rpn_post_nms_top_n: int | None = Field(None, ge=1)  # test-time RPN proposals (None: torchvision's 1000)
     num_check_images: int = Field(4, ge=1)
     check_size: tuple[int, int] = (480, 640)     # H, W of random check images when no folder is given
     seed: int = 0
     box_atol: float = Field(1.0, gt=0)           # pixels
     score_atol: float = Field(0.01, gt=0)
-    mask_iou_min: float = Field(0.9, ge=0, le=1)  # mean IoU of binarised (0.5) masks over paired detections
-    threads: int | None = Field(None, ge=1)
-
-
-# ---------------------------------------------------------------- onnxruntime predictor
-
-class OnnxPredictor:
-    """Same call as video.TorchPredictor: RGB uint8 frames -> [{boxes, labels, scores, masks}]."""
-
-    def __init__(self, path: str | Path, device: str = "auto", mask_threshold: float = 0.5,
-                 score_threshold: float = 0.0, threads: int | None = None):
-        import onnxruntime as ort
-
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: ONNX model not found")
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        so.log_severity_level = 3
-        available = ort.get_available_providers()
-        providers = ["CPUExecutionProvider"]
-        if device in ("auto", "cuda") or device.startswith("cuda"):
-            if "CUDAExecutionProvider" in available:
-                providers.insert(0, "CUDAExecutionProvider")
-            elif device != "auto":
-                raise UserError(f"model.device={device} but onnxruntime has no CUDA provider here")
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=providers)
-        except Exception as e:
-            raise UserError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:160]})") from None
-        inputs = self.session.get_inputs()
-        outputs = [o.name for o in self.session.get_outputs()]
-        if len(inputs) != 1 or outputs[:4] != OUTPUT_NAMES:
-            raise UserError(f"{path}: not a model from pipeline.export (inputs {[i.name for i in inputs]}, "
-                            f"outputs {outputs})")
-        self.input_name = inputs[0].name
-        self.mask_threshold = mask_threshold
-        self.score_threshold = score_threshold
-        self.name = f"onnxruntime {self.session.get_providers()[0]}"
-
-    def raw(self, image_chw: np.ndarray) -> dict:
-        boxes, labels, scores, masks = self.session.run(OUTPUT_NAMES, {self.input_name: image_chw})
-        return {"boxes": boxes, "labels": labels, "scores": scores, "masks": masks}
-
-    def __call__(self, images: Sequence[np.ndarray]) -> list[dict]:
-        res = []
-        for im in images:  # the traced graph takes one image; batching would not save work here
-            o = self.raw(np.ascontiguousarray(im.transpose(2, 0, 1), dtype=np.float32) / 255.0)
-            keep = o["scores"] >= self.score_threshold
-            res.append({"boxes": o["boxes"][keep].astype(np.float32), "labels": o["labels"][keep].astype(np.int64),
-                        "scores": o["scores"][keep].astype(np.float32),
-                        "masks": o["masks"][keep, 0] > self.mask_threshold})
-        return res
+    mask_iou_min: float = Field(0.9, ge=0, le=1)  # mean IoU of binarised masks over paired detections
 
 
 # ---------------------------------------------------------------- export
@@ -121,7 +68,7 @@ def export_onnx(model, out: Path, example_hw: tuple[int, int], opset: int) -> Pa
             # tracer chatter about python control flow in torchvision, and dynamo=False's deprecation
             warnings.simplefilter("ignore")
             torch.onnx.export(model, ([example],), str(tmp), opset_version=opset, dynamo=False,
-                              input_names=["image"], output_names=OUTPUT_NAMES,
+                              input_names=["image"], output_names=ONNX_OUTPUTS,
                               dynamic_axes={"image": {1: "height", 2: "width"}, "boxes": {0: "n"},
                                             "labels": {0: "n"}, "scores": {0: "n"},
                                             "masks": {0: "n", 2: "height", 3: "width"}})
@@ -139,7 +86,8 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
 
 
-def compare_outputs(ref: dict, got: dict, score_thresh: float, max_dets: int, score_atol: float) -> dict:
+def compare_outputs(ref: dict, got: dict, score_thresh: float, max_dets: int, score_atol: float,
+                    mask_threshold: float = 0.5) -> dict:
     """Pair detections (same label, Hungarian on IoU) and measure the differences.
 
     Detections whose score sits within `score_atol` of a cut (the score threshold, or the
@@ -161,7 +109,7 @@ def compare_outputs(ref: dict, got: dict, score_thresh: float, max_dets: int, sc
     unmatched = int(np.sum(required & ~np.isin(np.arange(len(rb)), rows)))
     ious = []
     for r, c in zip(rows, cols, strict=True):
-        mr, mg = ref["masks"][r, 0] > 0.5, got["masks"][c, 0] > 0.5
+        mr, mg = ref["masks"][r, 0] > mask_threshold, got["masks"][c, 0] > mask_threshold
         union = np.logical_or(mr, mg).sum()
         ious.append(1.0 if union == 0 else float(np.logical_and(mr, mg).sum() / union))
     return {"torch_detections": len(rb), "onnx_detections": len(gb), "paired": len(rows),
@@ -200,7 +148,7 @@ def check_images(folder: str | None, cfg: ExportConfig) -> list[tuple[str, np.nd
 def parity(model, onnx_path: Path, images: list[tuple[str, np.ndarray]], cfg: ExportConfig) -> dict:
     import torch
 
-    pred = OnnxPredictor(onnx_path, device="cpu", threads=cfg.threads)
+    pred = OnnxPredictor(onnx_path, InferenceSettings(device="cpu", threads=cfg.threads))
     per_image, t_torch, t_onnx = [], 0.0, 0.0
     for name, im in images:
         x = torch.from_numpy(im).permute(2, 0, 1).float().div(255)
@@ -212,7 +160,7 @@ def parity(model, onnx_path: Path, images: list[tuple[str, np.ndarray]], cfg: Ex
         t2 = time.perf_counter()
         t_torch, t_onnx = t_torch + t1 - t0, t_onnx + t2 - t1
         r = compare_outputs(ref, got, float(model.roi_heads.score_thresh),
-                            int(model.roi_heads.detections_per_img), cfg.score_atol)
+                            int(model.roi_heads.detections_per_img), cfg.score_atol, cfg.mask_threshold)
         per_image.append({"image": name, **r})
     worst = {"max_box_diff": max(r["max_box_diff"] for r in per_image),
              "max_score_diff": max(r["max_score_diff"] for r in per_image),
@@ -257,8 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, _ = model_from_checkpoint(args.checkpoint, device="cpu")
-    set_inference_options(model, score_threshold=cfg.score_threshold, min_size=cfg.min_size,
-                          max_size=cfg.max_size, rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
+    set_inference_options(model, **cfg.model_options())
 
     t0 = time.perf_counter()
     try:

@@ -24,11 +24,23 @@ from pipeline.common import CATEGORIES, UserError, atomic_write_text
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
 
 
+# trackeval is not a dependency of the package: 1.0.0 (the last release on numpy 1.x, which bpy
+# needs) requires opencv-python, which would overwrite opencv-python-headless's cv2.
+INSTALL_TRACKEVAL = "pip install --no-deps trackeval==1.0.0"
+
+
+class TrackEvalMissing(UserError):
+    """Tracking metrics asked for but TrackEval is not installed."""
+
+
 def _trackeval():
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # its datasets package prints about optional deps (BURST needs tabulate) at import
         warnings.simplefilter("ignore")
-        import trackeval
+        try:
+            import trackeval
+        except ImportError:
+            raise TrackEvalMissing(f"TrackEval is not installed; for HOTA/MOTA/IDF1 run: {INSTALL_TRACKEVAL}") from None
     return trackeval
 
 
@@ -59,6 +71,21 @@ def write_mot(path: str | Path, rows: np.ndarray) -> Path:
     lines = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.4f},"
              f"{int(r[7])},{r[8]:.3f}" for r in np.asarray(rows).reshape(-1, 9)]
     return atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def coco_to_mot_rows(coco: dict) -> np.ndarray:
+    """MOT rows [N, 9] of a COCO clip: annotations with a `track_id` on images with a `frame_index`,
+    sorted by frame then id; crowd regions get conf 0 ("don't care")."""
+    frame_of = {im["id"]: im.get("frame_index") for im in coco["images"]}
+    rows = []
+    for a in coco["annotations"]:
+        if a.get("track_id") is None or frame_of.get(a["image_id"]) is None:
+            continue
+        x, y, w, h = a["bbox"]
+        rows.append([frame_of[a["image_id"]] + 1, a["track_id"], x, y, w, h,
+                     0 if a.get("iscrowd") else 1, a["category_id"], a.get("visibility", 1.0)])
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 9)
 
 
 def _box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -11,7 +11,9 @@ from helpers_clip import make_clip, save_tiny_checkpoint
 
 from pipeline import export, video
 from pipeline.common import UserError
-from pipeline.export import OnnxPredictor, compare_outputs
+from pipeline.export import compare_outputs
+from pipeline.inference_settings import InferenceSettings
+from pipeline.predictors import OnnxPredictor
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +58,15 @@ def test_onnx_predictor_matches_torch_on_other_size(exported, checkpoint):
     x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
     with torch.inference_mode():
         ref = {k: v.numpy() for k, v in model([x])[0].items()}
-    pred = OnnxPredictor(out, threads=1)
+    pred = OnnxPredictor(out, InferenceSettings(threads=1))
     got = pred.raw(x.numpy())
     assert got["masks"].shape[2:] == (90, 150)
     r = compare_outputs(ref, got, float(model.roi_heads.score_thresh), 10, 0.01)
     assert r["paired"] > 0 and r["required_unpaired"] == 0 and r["max_box_diff"] < 1.0
     # the predictor interface: thresholded, typed like the torch one
-    (p,) = OnnxPredictor(out, threads=1, score_threshold=0.0, mask_threshold=0.5)([img])
-    assert p["boxes"].dtype == np.float32 and p["labels"].dtype == np.int64
-    assert p["masks"].dtype == bool and p["masks"].shape == (len(p["boxes"]), 90, 150)
+    (p,) = OnnxPredictor(out, InferenceSettings(threads=1, score_threshold=0.0, mask_threshold=0.5))([img])
+    assert p.boxes.dtype == np.float32 and p.labels.dtype == np.int64
+    assert p.masks.dtype == bool and p.masks.shape == (len(p.boxes), 90, 150)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import pytest
 from helpers_clip import gt_detections, make_clip
 
 from pipeline.common import UserError
+from pipeline.detections import Detections
 from pipeline.mot import evaluate_tracking, read_mot, write_mot
 from pipeline.sources import Frame
 from pipeline.tracking import MultiClassTracker, TrackingConfig
@@ -34,9 +35,9 @@ def run_tracker(clip, num_frames, hide=None, cfg=None, fps=10.0):
         scores = np.full(len(dets), 0.9, np.float32)
         ids = tracker.update(boxes, scores, labels)
         assert ids.shape == (len(dets),)
-        pred = {"boxes": boxes, "labels": labels, "scores": scores, "masks": None}
+        pred = Detections(boxes, scores, labels, track_ids=ids)
         records.append(json.loads(json.dumps(frame_record(Frame(f, f / fps, np.zeros((1, 1, 3), np.uint8),
-                                                                f"{f:06d}.png"), pred, ids, False))))
+                                                                f"{f:06d}.png"), pred, False))))
         for d, tid in zip(dets, ids, strict=True):
             if tid >= 0:
                 seen.setdefault(d[0], set()).add(int(tid))
@@ -180,14 +181,48 @@ def test_scorer_gives_perfect_scores_to_ground_truth_on_a_resized_clip(tmp_path)
     for frame in src:
         anns = [a for a in coco["annotations"] if a["image_id"] == frame.index + 1]
         full = np.stack([mask_utils.decode(a["segmentation"]) for a in anns]).astype(bool)
-        pred = {"boxes": np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)],
-                                  np.float32) * 0.5,
-                "labels": np.array([a["category_id"] for a in anns]), "scores": np.full(len(anns), 0.9),
-                "masks": full[:, ::2, ::2]}
-        scorer.add(frame, pred, tracker.update(pred["boxes"], pred["scores"], pred["labels"]))
+        pred = Detections(boxes=np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)],
+                                         np.float32) * 0.5,
+                          labels=np.array([a["category_id"] for a in anns]), scores=np.full(len(anns), 0.9),
+                          masks=full[:, ::2, ::2])
+        scorer.add(frame, pred.with_tracks(tracker.update(pred.boxes, pred.scores, pred.labels)))
     m = scorer.score()
     assert m["detection"]["images"] == 20
     assert m["detection"]["bbox"]["AP"] == pytest.approx(1.0)
     assert m["detection"]["segm"]["AP"] > 0.9  # nearest-neighbour upsampling of half-size masks
     assert m["tracking"]["combined"]["MOTA"] == pytest.approx(1.0)
     assert m["tracking"]["combined"]["IDF1"] == pytest.approx(1.0)
+
+
+def test_coco_to_mot_rows_keeps_tracked_annotations_in_frame_order():
+    from pipeline.mot import coco_to_mot_rows
+
+    coco = {"images": [{"id": 1, "frame_index": 1}, {"id": 2, "frame_index": 0}, {"id": 3}],
+            "annotations": [
+                {"image_id": 1, "track_id": 4, "bbox": [1, 2, 3, 4], "category_id": 2, "visibility": 0.5},
+                {"image_id": 2, "track_id": 9, "bbox": [5, 6, 7, 8], "category_id": 1, "iscrowd": 1},
+                {"image_id": 2, "track_id": 3, "bbox": [0, 0, 1, 1], "category_id": 1},
+                {"image_id": 1, "bbox": [0, 0, 1, 1], "category_id": 1},                 # no track
+                {"image_id": 3, "track_id": 5, "bbox": [0, 0, 1, 1], "category_id": 1}]}  # no frame
+    np.testing.assert_array_equal(coco_to_mot_rows(coco), [[1, 3, 0, 0, 1, 1, 1, 1, 1.0],
+                                                            [1, 9, 5, 6, 7, 8, 0, 1, 1.0],
+                                                            [2, 4, 1, 2, 3, 4, 1, 2, 0.5]])
+
+
+def test_missing_trackeval_is_one_line_naming_the_install(monkeypatch):
+    import builtins
+
+    from pipeline import mot
+
+    real_import = builtins.__import__
+
+    def no_trackeval(name, *a, **k):
+        if name == "trackeval":
+            raise ImportError("No module named 'trackeval'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_trackeval)
+    rows = np.array([[1, 1, 0, 0, 5, 5, 1, 1, 1]], np.float64)
+    with pytest.raises(mot.TrackEvalMissing, match=r"pip install --no-deps trackeval==1\.0\.0") as e:
+        mot.evaluate_tracking(rows, rows)
+    assert isinstance(e.value, UserError) and "\n" not in str(e.value)

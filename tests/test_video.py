@@ -243,7 +243,7 @@ def test_config_errors_are_one_line(tmp_path, checkpoint):
 
 
 def test_predictor_applies_inference_overrides(checkpoint):
-    cfg = video.InferenceConfig(score_threshold=0.4, min_size=80, max_size=120, rpn_post_nms_top_n=50,
+    cfg = video.VideoInference(score_threshold=0.4, min_size=80, max_size=120, rpn_post_nms_top_n=50,
                                 threads=1, mask_threshold=0.6)
     p = video.load_predictor(checkpoint, cfg)
     m = p.model
@@ -251,8 +251,8 @@ def test_predictor_applies_inference_overrides(checkpoint):
     assert m.transform.min_size == (80,) and m.transform.max_size == 120
     assert m.roi_heads.score_thresh == 0.4 and p.mask_threshold == 0.6
     (out,) = p([np.zeros((70, 90, 3), np.uint8)])
-    assert out["masks"].dtype == bool and out["masks"].shape[1:] == (70, 90)
-    assert (out["scores"] >= 0.4).all() and out["boxes"].shape == (len(out["scores"]), 4)
+    assert out.masks.dtype == bool and out.masks.shape[1:] == (70, 90)
+    assert (out.scores >= 0.4).all() and out.boxes.shape == (len(out.scores), 4)
 
 
 def test_unavailable_device_is_user_error(checkpoint):
@@ -261,9 +261,9 @@ def test_unavailable_device_is_user_error(checkpoint):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(UserError, match="CUDA is not available"):
-        video.load_predictor(checkpoint, video.InferenceConfig(device="cuda"))
+        video.load_predictor(checkpoint, video.VideoInference(device="cuda"))
     with pytest.raises(UserError, match="not a torch device"):
-        video.load_predictor(checkpoint, video.InferenceConfig(device="tpu9"))
+        video.load_predictor(checkpoint, video.VideoInference(device="tpu9"))
 
 
 def test_bad_inputs_write_nothing(tmp_path, checkpoint):
@@ -378,3 +378,26 @@ def test_shipped_configs_load(name):
 
     cfg = load_config(ROOT / "configs" / name, video.VideoConfig, ["source.stride=3"])
     assert cfg.source.stride == 3 and cfg.output.codec == "h264" and cfg.tracking.lost_track_buffer >= 10
+
+
+def test_predictor_is_chosen_by_file_type(tmp_path, checkpoint):
+    from pipeline.predictors import TorchPredictor, load_predictor
+
+    assert isinstance(load_predictor(checkpoint, video.VideoInference(threads=1)), TorchPredictor)
+    (tmp_path / "m.onnx").write_bytes(b"not a graph")
+    with pytest.raises(UserError, match="onnxruntime cannot load it"):  # the ONNX backend was picked
+        load_predictor(tmp_path / "m.onnx", video.VideoInference())
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"unknown checkpoint type '.tflite' \(expected one of .pt, .pth, .onnx\)"):
+        load_predictor(tmp_path / "m.tflite", video.VideoInference())
+
+
+def test_one_device_rule():
+    import torch
+
+    from pipeline.devices import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="not a torch device"):
+        resolve_device("gpu0")

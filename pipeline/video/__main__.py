@@ -1,0 +1,4 @@
+from pipeline.common import run_cli
+from pipeline.video.cli import main
+
+run_cli(main)
