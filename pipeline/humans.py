@@ -33,6 +33,7 @@ from pipeline.common import (
     atomic_write_json,
     atomic_write_text,
     ensure_writable_dir,
+    read_json,
     run_cli,
 )
 
@@ -344,6 +345,29 @@ class Library:
         return text
 
 
+# ---------------------------------------------------------------- the index
+
+def load_index(humans_dir: str | Path) -> dict:
+    """index.json of a library made by this module, checked to list at least one mesh.
+
+    The one reader of the file (blender/ imports it: this module loads torch and anny only
+    inside the functions that make meshes)."""
+    path = Path(humans_dir) / "index.json"
+    if not path.is_file():
+        raise UserError(f"{path}: human mesh library not found; run `make humans` "
+                        f"(python -m pipeline.humans --out {humans_dir} --count 24)")
+    data = read_json(path, "human mesh index")
+    meshes = data.get("meshes") if isinstance(data, dict) else None
+    if not isinstance(meshes, list) or not meshes:
+        raise UserError(f"{path}: expected a non-empty 'meshes' list")
+    return data
+
+
+def load_human_index(humans_dir: str | Path) -> list[dict]:
+    """The library's mesh records (index.json 'meshes')."""
+    return load_index(humans_dir)["meshes"]
+
+
 # ---------------------------------------------------------------- CLI
 
 def build_index(out: Path, count: int, seed: int) -> dict:
@@ -360,7 +384,7 @@ def generate(out: Path, count: int, seed: int, progress: bool = True) -> dict:
     ensure_writable_dir(out)
     index_path = out / "index.json"
     if index_path.is_file():
-        old = json.loads(index_path.read_text())
+        old = load_index(out)
         if old.get("seed") != seed:
             raise UserError(f"{index_path}: library was made with seed {old.get('seed')}, not {seed}; "
                             "use another --out or the same --seed")

@@ -77,3 +77,15 @@ def test_blender_imports_the_library_upright_with_region_slots(tmp_path):
     assert set(vregions) == {"vest", "stripe"} and len(vest.polygons) > 500
     assert lib.get(rec["file"])[0] is me                          # imported once per frame
     assert not [m for m in bpy.data.materials if m.name.split(".")[0] in REGIONS]
+
+
+def test_load_index_is_the_one_reader(tmp_path):
+    from pipeline.humans import load_human_index, load_index
+
+    with pytest.raises(UserError, match="human mesh library not found; run `make humans`"):
+        load_index(tmp_path)
+    (tmp_path / "index.json").write_text(json.dumps({"seed": 3, "meshes": []}))
+    with pytest.raises(UserError, match="non-empty 'meshes'"):
+        load_index(tmp_path)
+    (tmp_path / "index.json").write_text(json.dumps({"seed": 3, "meshes": [{"id": "h0000"}]}))
+    assert load_index(tmp_path)["seed"] == 3 and load_human_index(tmp_path) == [{"id": "h0000"}]
