@@ -52,11 +52,19 @@ SOURCE     ?= $(CLIP)
 VIDEO_OUT  ?= outputs/video/$(notdir $(basename $(SOURCE))).mp4
 ONNX       ?= $(RUN)/model.onnx
 PREVIEW    ?= $(DATA)/preview
+YOLO       ?= $(DATA)_yolo
 RUNS       ?= $(wildcard runs/*)
 ARGS       ?=
+# What the video depends on: the clip when SOURCE is the clip, else the file, folder (and its
+# files) or glob's matches; a camera or stream is no file, so it is always rerun.
+VIDEO_DEP   = $(if $(filter $(CLIP),$(SOURCE)),$(CLIP)/annotations.json,$(or $(wildcard $(SOURCE) $(SOURCE)/*),FORCE))
+# A stage that fails or is interrupted after starting its output keeps it (partial video,
+# ONNX that failed parity: its summary says why) but dates it to 1970, so the next make redoes
+# it instead of trusting it. Append to the recipe's command.
+OUTDATE_ON_FAILURE = || { rc=$$?; touch -c -d @0 $@; exit $$rc; }
 
 .PHONY: help setup humans render render-test preview preview-aug train eval compare clip video \
-        export bench lint test test-fast demo all clean clean-all vtest
+        export convert bench lint test test-fast demo all clean clean-all vtest FORCE
 
 help:
 	@echo "make demo        whole chain at laptop size (render, train, eval, clip, video)"
@@ -70,6 +78,7 @@ help:
 	@echo "make clip        render the ground-truth video clip $(CLIP)"
 	@echo "make video       run $(CKPT) on SOURCE=$(SOURCE) -> $(VIDEO_OUT)"
 	@echo "make export      ONNX export of $(CKPT) with a parity check -> $(ONNX)"
+	@echo "make convert     $(DATA) as an Ultralytics YOLO-seg dataset -> $(YOLO)/data.yaml"
 	@echo "make bench       benchmarks (JSON) into outputs/bench/"
 	@echo "make all         the chain with the full configs (GPU-sized)"
 	@echo "Variables: PROFILE=demo|full DATA= RUN= CKPT= SOURCE= ARGS=\"key=value ...\""
@@ -102,11 +111,19 @@ $(TEST_DATA)/annotations.json: $(RENDER_CONFIG) $(HUMANS)/index.json
 	$(PY) -m blender.render --config $(RENDER_CONFIG) --out $(TEST_DATA) --seed $(TEST_SEED) \
 	    --num-images $(TEST_N) humans_dir=$(HUMANS) $(ARGS)
 
-preview: $(DATA)/annotations.json
-	$(PY) -m pipeline.preview --data $(DATA) --out $(PREVIEW) $(ARGS)
+preview: $(PREVIEW)/stats.json
+$(PREVIEW)/stats.json: $(DATA)/annotations.json
+	$(PY) -m pipeline.preview --data $(DATA) --out $(PREVIEW) $(ARGS) $(OUTDATE_ON_FAILURE)
 
-preview-aug: $(DATA)/annotations.json
-	$(PY) -m pipeline.preview_aug --config $(TRAIN_CONFIG) --data $(DATA) --out $(RUN)/preview_aug.png $(ARGS)
+preview-aug: $(RUN)/preview_aug.png
+$(RUN)/preview_aug.png: $(DATA)/annotations.json $(TRAIN_CONFIG)
+	$(PY) -m pipeline.preview_aug --config $(TRAIN_CONFIG) --data $(DATA) --out $@ $(ARGS)
+
+# Crowd regions are left out (YOLO has no ignore regions); ARGS="--val $(TEST_DATA)" for a
+# separate val set, else the training split.
+convert: $(YOLO)/data.yaml
+$(YOLO)/data.yaml: $(DATA)/annotations.json
+	$(PY) -m pipeline.yolo --data $(DATA) --out $(YOLO) $(ARGS)
 
 # ---------------------------------------------------------------- train / eval
 # summary.json is written only when training reaches max_iters (best.pt appears at the first
@@ -130,13 +147,16 @@ $(CLIP)/annotations.json: $(CLIP_CONFIG) $(HUMANS)/index.json
 	$(PY) -m blender.clip --config $(CLIP_CONFIG) --out $(CLIP) humans_dir=$(HUMANS) $(ARGS)
 
 # With no SOURCE the ground-truth clip is rendered first and scored.
-video: $(if $(filter $(CLIP),$(SOURCE)),$(CLIP)/annotations.json) $(CKPT_DEP)
+video: $(VIDEO_OUT)
+$(VIDEO_OUT): $(VIDEO_DEP) $(CKPT_DEP) $(VIDEO_CONFIG)
 	$(PY) -m pipeline.video --config $(VIDEO_CONFIG) --checkpoint $(CKPT) --source $(SOURCE) \
-	    --out $(VIDEO_OUT) $(ARGS)
+	    --out $(VIDEO_OUT) $(ARGS) $(OUTDATE_ON_FAILURE)
 
-export: $(CKPT_DEP)
+# The parity check runs on the test set's images when it has been rendered.
+export: $(ONNX)
+$(ONNX): $(CKPT_DEP) $(if $(wildcard $(TEST_DATA)/images),$(TEST_DATA)/annotations.json)
 	$(PY) -m pipeline.export --checkpoint $(CKPT) --out $(ONNX) \
-	    $(if $(wildcard $(TEST_DATA)/images),--check-images $(TEST_DATA)/images) $(ARGS)
+	    $(if $(wildcard $(TEST_DATA)/images),--check-images $(TEST_DATA)/images) $(ARGS) $(OUTDATE_ON_FAILURE)
 
 # Real footage: Debian's opencv-doc ships vtest.avi, a real pedestrian clip.
 vtest:
@@ -144,6 +164,8 @@ vtest:
 	@f=$$(find /usr/share/doc/opencv-doc -name 'vtest.avi*' | head -1); \
 	  mkdir -p data/real; case "$$f" in *.gz) gunzip -c "$$f" > data/real/vtest.avi;; *) cp "$$f" data/real/vtest.avi;; esac; \
 	  echo "data/real/vtest.avi"
+
+FORCE:
 
 # ---------------------------------------------------------------- chains
 demo:

@@ -80,14 +80,21 @@ def label_lines(anns: list[dict], h: int, w: int) -> tuple[list[str], Counter]:
     return lines, counts
 
 
+OWN_ENTRIES = {"images", "labels", "data.yaml"}
+
+
 def _prepare_out(out: Path) -> None:
-    """A rerun replaces what an earlier conversion wrote (stale labels would be trained on);
-    a non-empty folder that is not such an output is refused rather than mixed into."""
+    """A rerun replaces what an earlier (or interrupted) conversion wrote, since stale labels
+    would be trained on; a folder holding anything else is refused rather than mixed into.
+    data.yaml goes first and comes back last, so a half-written set is never taken for whole."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "data.yaml").is_file():
-        raise UserError(f"--out {out}: folder is not empty and holds no data.yaml of an earlier "
-                        "conversion; expected a new or empty folder")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in OWN_ENTRIES)
+        if other:
+            raise UserError(f"--out {out}: holds {other[0]!r}, not only an earlier conversion's "
+                            f"{sorted(OWN_ENTRIES)}; expected a new or empty folder")
+    (out / "data.yaml").unlink(missing_ok=True)
     for sub in ("images", "labels"):
         shutil.rmtree(out / sub, ignore_errors=True)
     for split in SPLITS:

@@ -101,10 +101,13 @@ def test_copy_rerun_and_a_foreign_folder(coco_split, tmp_path):
     yolo.main(["--data", str(coco_split), "--out", str(out)])  # a rerun replaces the earlier output
     assert not (out / "labels" / "train" / "stale.txt").exists()
     assert all(f.is_symlink() for f in (out / "images").rglob("*.png"))
+    (out / "data.yaml").unlink()  # as a killed conversion leaves it: still ours to replace
+    yolo.main(["--data", str(coco_split), "--out", str(out)])
+    assert (out / "data.yaml").is_file()
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(UserError, match=r"notes: folder is not empty and holds no data.yaml"):
+    with pytest.raises(UserError, match=r"notes: holds 'keep.txt', not only an earlier conversion's"):
         yolo.main(["--data", str(coco_split), "--out", str(other)])
     assert (other / "keep.txt").read_text() == "mine"
 
