@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blender import writer  # noqa: E402
-from blender.config import RenderJobConfig  # noqa: E402
-from blender.render import BlenderFrames  # noqa: E402
+from blender.frames import BlenderFrames  # noqa: E402
+from blender.job_config import RenderJobConfig  # noqa: E402
 from pipeline.common import load_config, package_versions, run_cli  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def bare_render(frames: BlenderFrames, seed: int) -> float:
     """Same scene and Cycles settings, without anything this project adds around the render."""
     import bpy
 
-    from blender.engine import configure_scene, quiet_blender
+    from blender.cycles import configure_scene, quiet_blender
 
     scene = bpy.context.scene
     with quiet_blender():

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from blender.plan.scene_plan import Post
+
 
 def motion_blur_kernel(length_px: float, angle_deg: float) -> np.ndarray:
     """Normalised line kernel of `length_px` pixels at `angle_deg` (0 = horizontal)."""
@@ -29,18 +31,18 @@ def motion_blur_kernel(length_px: float, angle_deg: float) -> np.ndarray:
     return k / k.sum()
 
 
-def apply_post(rgb: np.ndarray, post: dict, rng: np.random.Generator) -> np.ndarray:
-    """Motion blur then sensor noise, per `post` = {noise_sigma, blur_px, blur_angle_deg}.
+def apply_post(rgb: np.ndarray, post: Post, rng: np.random.Generator) -> np.ndarray:
+    """Motion blur then sensor noise, as the plan's `post` says.
 
     `noise_sigma` is the noise std at full brightness on a 0..1 scale; the noise is mostly shot noise
     (std grows with sqrt of the signal) over a small read-noise floor, as in real sensors.
     """
     out = rgb.astype(np.float32)
-    blur = float(post.get("blur_px", 0.0) or 0.0)
+    blur = float(post.blur_px)
     if blur >= 1.0:
-        out = cv2.filter2D(out, -1, motion_blur_kernel(blur, float(post.get("blur_angle_deg", 0.0))),
+        out = cv2.filter2D(out, -1, motion_blur_kernel(blur, float(post.blur_angle_deg)),
                            borderType=cv2.BORDER_REFLECT)
-    sigma = float(post.get("noise_sigma", 0.0) or 0.0)
+    sigma = float(post.noise_sigma)
     if sigma > 0:
         std = 255.0 * sigma * np.sqrt(0.15 + 0.85 * out / 255.0)
         out = out + rng.standard_normal(out.shape, dtype=np.float32) * std

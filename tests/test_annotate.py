@@ -19,6 +19,7 @@ from blender.annotate import (
     rle_encode,
     silhouette,
 )
+from blender.plan.scene_plan import Post
 from blender.post import apply_post, motion_blur_kernel
 
 # world (x, y, z) -> pixel (x, y): an orthographic "camera" that makes geometry easy to reason about
@@ -152,14 +153,14 @@ def test_filtered_index_pass_is_refused():
 def test_post_is_seeded_and_preserves_brightness():
     img = np.full((64, 64, 3), 120, np.uint8)
     img[:, 32:] = 200
-    post = {"noise_sigma": 0.02, "blur_px": 3.0, "blur_angle_deg": 30.0}
+    post = Post(noise_sigma=0.02, blur_px=3.0, blur_angle_deg=30.0)
     a = apply_post(img, post, np.random.default_rng(5))
     b = apply_post(img, post, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert a.dtype == np.uint8 and a.shape == img.shape
     assert abs(a.astype(float).mean() - img.mean()) < 1.0
     assert a.std() > img.std() * 0.9 and not np.array_equal(a, img)
-    clean = apply_post(img, {"noise_sigma": 0.0, "blur_px": 0.0, "blur_angle_deg": 0.0}, np.random.default_rng(0))
+    clean = apply_post(img, Post(noise_sigma=0.0, blur_px=0.0, blur_angle_deg=0.0), np.random.default_rng(0))
     np.testing.assert_array_equal(clean, img)
     k = motion_blur_kernel(4.0, 0.0)
     assert k.sum() == pytest.approx(1.0) and k[k.shape[0] // 2].sum() == pytest.approx(1.0)

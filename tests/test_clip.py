@@ -4,29 +4,37 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import yaml
 
 from blender import clip, writer
-from blender.clip import ClipSettings, _phase_cycle, frame_plan, mot_lines, plan_motion, seqinfo
-from pipeline.common import UserError
+from blender.clip import mot_lines, seqinfo
+from blender.job_config import ClipSettings
+from blender.plan import SceneConfig, ScenePlan, plan_scene
+from blender.plan.motion import frame_plan, phase_cycle, plan_motion
+from pipeline.common import UserError, load_config
 
 
-def tiny_plan() -> dict:
+def tiny_plan() -> ScenePlan:
     """A 20 x 30 m hall with one rack row, a walker, a stander and a pushed jack."""
-    return {
-        "layout": {"width": 20.0, "length": 30.0,
-                   "racks": [{"x0": 8.0, "x1": 10.0, "y0": 5.0, "y1": 25.0}]},
-        "pedestrians": [
-            {"pose": "walk", "x": 2.0, "y": 10.0, "yaw": 0.0, "mesh_id": "w0"},       # walks +x towards the rack
-            {"pose": "stand", "x": 15.0, "y": 3.0, "yaw": 1.0, "mesh_id": "s0"},
-            {"pose": "push", "x": 14.0, "y": 14.0, "yaw": math.pi / 2, "mesh_id": "p0", "pushing": 0},
+    cfg = load_config(None, SceneConfig, ["pedestrians.count=[1,1]", "pallet_jacks.count=[1,1]"])
+    base = plan_scene(cfg, np.random.default_rng(0))
+    person, jack = base.pedestrians[-1], base.pallet_jacks[0]
+    return replace(
+        base,
+        layout=replace(base.layout, width=20.0, length=30.0,
+                       racks=[replace(base.layout.racks[0], x0=8.0, x1=10.0, y0=5.0, y1=25.0)]),
+        pedestrians=[
+            replace(person, pose="walk", x=2.0, y=10.0, yaw=0.0, mesh_id="w0", pushing=None),  # walks +x towards the rack
+            replace(person, pose="stand", x=15.0, y=3.0, yaw=1.0, mesh_id="s0", pushing=None),
+            replace(person, pose="push", x=14.0, y=14.0, yaw=math.pi / 2, mesh_id="p0", pushing=0),
         ],
-        "pallet_jacks": [{"x": 14.0, "y": 15.0, "yaw": math.pi / 2, "pushed_by": 2}],
-        "camera": {"location": [1.0, 1.0, 5.0], "matrix": np.eye(3).tolist()},
-    }
+        pallet_jacks=[replace(jack, x=14.0, y=15.0, yaw=math.pi / 2, pushed_by=2)],
+        camera=replace(base.camera, location=[1.0, 1.0, 5.0], matrix=np.eye(3).tolist()),
+    )
 
 
 LIBRARY = [
@@ -40,33 +48,33 @@ LIBRARY = [
 
 
 def test_phase_cycle_prefers_own_body_then_closest_stature():
-    assert [m["id"] for m in _phase_cycle(LIBRARY, "w0", "walk")] == ["w0", "w1"]
-    assert [m["id"] for m in _phase_cycle(LIBRARY, "p0", "push")] == ["p0", "p1"]
-    assert _phase_cycle(LIBRARY, "missing", "walk") == []
+    assert [m["id"] for m in phase_cycle(LIBRARY, "w0", "walk")] == ["w0", "w1"]
+    assert [m["id"] for m in phase_cycle(LIBRARY, "p0", "push")] == ["p0", "p1"]
+    assert phase_cycle(LIBRARY, "missing", "walk") == []
 
 
 def test_walkers_advance_turn_at_racks_and_pushers_follow_their_jack():
     plan = tiny_plan()
     cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
-    assert [m["speed"] for m in motion["pedestrians"]] == [1.0, 0.0, 0.0]
-    assert motion["pallet_jacks"][0]["speed"] == 0.5
+    assert [m.speed for m in motion.pedestrians] == [1.0, 0.0, 0.0]
+    assert motion.pallet_jacks[0].speed == 0.5
 
     f10 = frame_plan(plan, motion, 10, fps=10, stride_m=1.4)  # 1 s later
-    assert f10["pedestrians"][0]["x"] == pytest.approx(3.0)
-    assert f10["pedestrians"][1] == plan["pedestrians"][1]  # the stander stays
-    assert f10["pallet_jacks"][0]["y"] == pytest.approx(15.5)
-    assert f10["pedestrians"][2]["y"] == pytest.approx(14.5)  # pusher keeps 1 m behind
-    assert plan["pedestrians"][0]["x"] == 2.0  # the base plan is not modified
+    assert f10.pedestrians[0].x == pytest.approx(3.0)
+    assert f10.pedestrians[1] == plan.pedestrians[1]  # the stander stays
+    assert f10.pallet_jacks[0].y == pytest.approx(15.5)
+    assert f10.pedestrians[2].y == pytest.approx(14.5)  # pusher keeps 1 m behind
+    assert plan.pedestrians[0].x == 2.0  # the base plan is not modified
     # 0.7 m walked = half a stride: the other phase of the same body
     f7 = frame_plan(plan, motion, 7, fps=10, stride_m=1.4)
-    assert f7["pedestrians"][0]["mesh_id"] == "w1"
+    assert f7.pedestrians[0].mesh_id == "w1"
 
     # after 8 s the walker has reached the rack (x0 = 8 minus clearance) and turned back
     f80 = frame_plan(plan, motion, 80, fps=10, stride_m=1.4)
-    p = f80["pedestrians"][0]
-    assert p["x"] < 8.0 - 0.4
-    assert math.cos(p["yaw"]) == pytest.approx(-1.0)
+    p = f80.pedestrians[0]
+    assert p.x < 8.0 - 0.4
+    assert math.cos(p.yaw) == pytest.approx(-1.0)
     # same inputs, same frame: deterministic
     assert frame_plan(plan, motion, 80, fps=10, stride_m=1.4) == f80
 
@@ -90,7 +98,7 @@ def fake_clip_factory(calls):
             anns = [{"category_id": 1, "segmentation": {"size": [24, 32], "counts": "0"}, "area": 4,
                      "bbox": [k, 2, 2, 2], "iscrowd": 0, "visibility": 1.0, "truncated": False,
                      "instance_id": 1, "track_id": 1}]
-            return rgb, anns, {}
+            return rgb, {"frame_index": k}, anns, {}
         return frame, lambda: None
     return factory
 

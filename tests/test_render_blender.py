@@ -1,4 +1,4 @@
-"""Engine against known geometry: tiny Cycles renders of cubes (bpy; a few seconds)."""
+"""Cycles rendering against known geometry: tiny Cycles renders of cubes (bpy; a few seconds)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender import engine  # noqa: E402
+from blender import cycles  # noqa: E402
 from blender.annotate import annotate, silhouette  # noqa: E402
-from blender.config import RenderConfig  # noqa: E402
+from blender.job_config import RenderConfig  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -54,13 +54,13 @@ def _cfg(**kw):
 def test_index_masks_lie_where_the_objects_project():
     # cube 0 and cube 2 are in the clear; cube 1 sits behind cube 2
     scene, objs = _cube_scene([(-1.7, 0.0, 0.0), (0.0, 0.8, 0.0), (0.8, -1.0, 0.0)])
-    with engine.Engine(_cfg()) as eng:
+    with cycles.Renderer(_cfg()) as eng:
         rgb, index = eng.render(scene, seed=3)
     assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8 and rgb.std() > 5
     assert index.dtype == np.int32 and set(np.unique(index)) == {0, 1, 2, 3}
-    P = engine.camera_projection(scene)
+    P = cycles.camera_projection(scene)
     for ob in objs:
-        v, t = engine.mesh_world_triangles([ob])
+        v, t = cycles.mesh_world_triangles([ob])
         assert t.shape == (12, 3)
         sil = silhouette(v, t, P, W, H).in_frame()
         mask = index == ob.pass_index
@@ -78,7 +78,7 @@ def test_projection_matches_blenders_camera_view():
 
     scene, objs = _cube_scene([(0.4, 1.0, -0.3)])
     scene.render.resolution_x, scene.render.resolution_y = W, H
-    P = engine.camera_projection(scene)
+    P = cycles.camera_projection(scene)
     for p in [(0.4, 1.0, -0.3), (-1.0, 2.0, 0.5), (1.2, -1.0, 0.1)]:
         h = P @ np.array([*p, 1.0])
         ndc = world_to_camera_view(scene, scene.camera, Vector(p))
@@ -88,12 +88,12 @@ def test_projection_matches_blenders_camera_view():
 
 def test_annotations_from_a_real_render():
     scene, objs = _cube_scene([(-1.2, 0.0, 0.0), (0.3, 0.8, 0.0), (2.2, -1.0, 0.0)])  # cube2 cut by the right border
-    with engine.Engine(_cfg()) as eng:
+    with cycles.Renderer(_cfg()) as eng:
         _, index = eng.render(scene, seed=1)
     from types import SimpleNamespace
 
     insts = [SimpleNamespace(instance_id=o.pass_index, category_id=1 + (i % 2), objects=[o]) for i, o in enumerate(objs)]
-    anns = annotate(index, engine.instance_geometry(insts), engine.camera_projection(scene))
+    anns = annotate(index, cycles.instance_geometry(insts), cycles.camera_projection(scene))
     by_id = {a["instance_id"]: a for a in anns}
     assert set(by_id) == {1, 2, 3}
     assert by_id[1]["visibility"] > 0.9 and not by_id[1]["truncated"]

@@ -16,6 +16,7 @@ import yaml
 
 from blender import render, writer
 from blender.annotate import InstanceGeometry, annotate
+from blender.frames import image_rngs
 from pipeline.common import UserError
 
 P_IDENTITY = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
@@ -29,7 +30,7 @@ def fake_factory(calls: list[int], fail_at: int | None = None):
             if index == fail_at:
                 raise KeyboardInterrupt  # the process dies mid-frame
             calls.append(index)
-            rng, _, _ = render.image_rngs(cfg.dataset.seed, index)
+            rng, _, _ = image_rngs(cfg.dataset.seed, index)
             index_map = np.zeros((h, w), np.int32)
             geoms = []
             for k in range(int(rng.integers(0, 4))):

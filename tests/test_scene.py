@@ -15,7 +15,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender.randomize import SceneConfig, jack_extent, load_human_index, plan_scene, project  # noqa: E402
+from blender.plan import SceneConfig, load_human_index, plan_scene  # noqa: E402
+from blender.plan.geometry import jack_extent, project  # noqa: E402
 from pipeline.common import load_config  # noqa: E402
 from pipeline.humans import REGIONS, VEST_REGIONS, obj_text  # noqa: E402
 
@@ -93,12 +94,12 @@ def empty_scene():
 
 
 def test_instances_carry_pass_index_on_every_part(empty_scene, humans_dir):
-    from blender.geometry import COLLECTION
+    from blender.meshes import COLLECTION
     from blender.scene import build_scene
 
     plan = small_plan(1, humans_dir)
     instances = build_scene(plan, humans_dir)
-    n_ped, n_jack = len(plan["pedestrians"]), len(plan["pallet_jacks"])
+    n_ped, n_jack = len(plan.pedestrians), len(plan.pallet_jacks)
     assert n_ped >= 3 and n_jack == 2
     assert [i.instance_id for i in instances] == list(range(1, n_ped + n_jack + 1))
     assert [i.category_id for i in instances] == [1] * n_ped + [2] * n_jack
@@ -111,21 +112,21 @@ def test_instances_carry_pass_index_on_every_part(empty_scene, humans_dir):
         for prop in inst.props:  # loads on forks, carried cartons: never part of the mask
             assert prop.pass_index == 0
     # person parts: body, plus vest and hat exactly when planned
-    for inst, p in zip(instances[:n_ped], plan["pedestrians"], strict=True):
+    for inst, p in zip(instances[:n_ped], plan.pedestrians, strict=True):
         names = sorted(o.name for o in inst.objects)
-        assert len(names) == 1 + p["vest"] + p["hard_hat"]
-        assert any(n.endswith("_vest") for n in names) == p["vest"]
-        assert any(n.endswith("_hat") for n in names) == p["hard_hat"]
-        assert bool(inst.props) == (p["carry_box"] is not None)
-    for inst, j in zip(instances[n_ped:], plan["pallet_jacks"], strict=True):
-        assert len(inst.props) == (j["load"] is not None)
+        assert len(names) == 1 + p.vest + p.hard_hat
+        assert any(n.endswith("_vest") for n in names) == p.vest
+        assert any(n.endswith("_hat") for n in names) == p.hard_hat
+        assert bool(inst.props) == (p.carry_box is not None)
+    for inst, j in zip(instances[n_ped:], plan.pallet_jacks, strict=True):
+        assert len(inst.props) == (j.load is not None)
     others = [o for o in bpy.data.collections[COLLECTION].objects if o.name not in labelled]
     assert others and all(o.pass_index == 0 for o in others)
     assert bpy.context.scene.camera is not None
 
 
 def test_object_counts_match_the_plan(empty_scene, humans_dir):
-    from blender.geometry import COLLECTION
+    from blender.meshes import COLLECTION
     from blender.scene import build_scene
 
     plan = small_plan(2, humans_dir)
@@ -135,17 +136,17 @@ def test_object_counts_match_the_plan(empty_scene, humans_dir):
     def n(prefix):
         return sum(1 for x in names if x.startswith(prefix))
 
-    assert n("stock_") == len(plan["stock"]) > 0
-    assert n("rack_") == len(plan["layout"]["racks"]) > 0
-    assert n("distractor_") == len(plan["distractors"]) > 0
-    assert n("fixture_light_") == sum(f["on"] for f in plan["lights"]["fixtures"])
-    assert n("fixture_") - n("fixture_light_") - n("fixture_cable_") == len(plan["lights"]["fixtures"])
-    assert n("fixture_cable_") == len(plan["lights"]["fixtures"])
-    assert n("sun") == (plan["lights"]["daylight"] is not None)
-    assert n("pallet_jack_") == len(plan["pallet_jacks"])
-    assert n("jack_load_") == sum(j["load"] is not None for j in plan["pallet_jacks"])
+    assert n("stock_") == len(plan.stock) > 0
+    assert n("rack_") == len(plan.layout.racks) > 0
+    assert n("distractor_") == len(plan.distractors) > 0
+    assert n("fixture_light_") == sum(f.on for f in plan.lights.fixtures)
+    assert n("fixture_") - n("fixture_light_") - n("fixture_cable_") == len(plan.lights.fixtures)
+    assert n("fixture_cable_") == len(plan.lights.fixtures)
+    assert n("sun") == (plan.lights.daylight is not None)
+    assert n("pallet_jack_") == len(plan.pallet_jacks)
+    assert n("jack_load_") == sum(j.load is not None for j in plan.pallet_jacks)
     people = [x for x in names if x.startswith("pedestrian_") and x.count("_") == 1]
-    assert len(people) == len(plan["pedestrians"])
+    assert len(people) == len(plan.pedestrians)
 
 
 def test_objects_stand_where_the_plan_puts_them(empty_scene, humans_dir):
@@ -154,20 +155,20 @@ def test_objects_stand_where_the_plan_puts_them(empty_scene, humans_dir):
     plan = small_plan(3, humans_dir)
     instances = build_scene(plan, humans_dir)
     bpy.context.view_layer.update()
-    for inst, p in zip(instances[:len(plan["pedestrians"])], plan["pedestrians"], strict=True):
+    for inst, p in zip(instances[:len(plan.pedestrians)], plan.pedestrians, strict=True):
         body = inst.objects[0]
         corners = np.array([body.matrix_world @ __import__("mathutils").Vector(c) for c in body.bound_box])
         # feet on the floor (or the platform), head at the planned height, centred on (x, y)
-        assert corners[:, 2].min() == pytest.approx(p["z"], abs=0.02)
-        assert corners[:, 2].max() == pytest.approx(p["z"] + p["height"], abs=0.03)
-        assert np.allclose(corners[:, :2].mean(0), [p["x"], p["y"]], atol=0.25)
-    for inst, j in zip(instances[len(plan["pedestrians"]):], plan["pallet_jacks"], strict=True):
+        assert corners[:, 2].min() == pytest.approx(p.z, abs=0.02)
+        assert corners[:, 2].max() == pytest.approx(p.z + p.height, abs=0.03)
+        assert np.allclose(corners[:, :2].mean(0), [p.x, p.y], atol=0.25)
+    for inst, j in zip(instances[len(plan.pedestrians):], plan.pallet_jacks, strict=True):
         ob = inst.objects[0]
         bb = np.array([ob.matrix_world @ __import__("mathutils").Vector(c) for c in ob.bound_box])
         x0, x1 = jack_extent(j)
         # forks point along the planned yaw: the far end of the box is x1 ahead of the centre
-        fwd = np.array([math.cos(j["yaw"]), math.sin(j["yaw"])])
-        along = (bb[:, :2] - [j["x"], j["y"]]) @ fwd
+        fwd = np.array([math.cos(j.yaw), math.sin(j.yaw)])
+        along = (bb[:, :2] - [j.x, j.y]) @ fwd
         assert along.max() == pytest.approx(x1, abs=0.02)
         assert bb[:, 2].min() == pytest.approx(0.0, abs=0.01)
 
@@ -183,9 +184,9 @@ def test_blender_camera_matches_the_planner_projection(empty_scene, humans_dir):
     scene = bpy.context.scene
     scene.render.resolution_x, scene.render.resolution_y = 640, 480
     cam = scene.camera
-    assert cam.data.lens == pytest.approx(plan["camera"]["focal_mm"], rel=1e-5)
-    pts = np.array([[q["x"], q["y"], 1.0] for q in plan["pedestrians"]] + [plan["camera"]["look_at"]])
-    uv, depth = project(plan["camera"], pts, aspect=640 / 480)
+    assert cam.data.lens == pytest.approx(plan.camera.focal_mm, rel=1e-5)
+    pts = np.array([[q.x, q.y, 1.0] for q in plan.pedestrians] + [plan.camera.look_at])
+    uv, depth = project(plan.camera, pts, aspect=640 / 480)
     for pt, (u, v), d in zip(pts, uv, depth, strict=True):
         co = world_to_camera_view(scene, cam, Vector(pt))
         assert co.z == pytest.approx(d, rel=1e-4)
@@ -218,10 +219,10 @@ def test_plan_without_library_ids_gets_a_scaled_mesh_of_the_same_pose(empty_scen
                                           "pallet_jacks.count=[0,0]", "pedestrians.pose_weights={crouch: 1}"])
     plan = plan_scene(cfg, np.random.default_rng(0))  # no library: mesh_id None, sampled heights
     instances = build_scene(plan, lib)
-    assert len(instances) == len(plan["pedestrians"]) == 2
-    for inst, p in zip(instances, plan["pedestrians"], strict=True):
-        assert p["mesh_id"] is None and p["pose"] == "crouch"
+    assert len(instances) == len(plan.pedestrians) == 2
+    for inst, p in zip(instances, plan.pedestrians, strict=True):
+        assert p.mesh_id is None and p.pose == "crouch"
         body = inst.objects[0]
         assert body.data.name.startswith(f"h{POSES.index('crouch'):04d}")
         top = max((body.matrix_world @ Vector(c)).z for c in body.bound_box)
-        assert top == pytest.approx(p["height"], abs=0.02)
+        assert top == pytest.approx(p.height, abs=0.02)

@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 
 from blender.assets.loads import LoadMeshes, add_pallet
-from blender.geometry import MeshBuilder, add_object, rot_z
 from blender.materials import Materials
+from blender.meshes import MeshBuilder, add_object, rot_z
+from blender.plan.scene_plan import Barrier, Bin, Cart, Cone, Distractor, Forklift
 
 PAINT, DARK, STEEL, ACCENT = range(4)
 
 
-def _forklift(d: dict) -> MeshBuilder:
+def _forklift(d: Forklift) -> MeshBuilder:
     mb = MeshBuilder()
-    L, W, mh = d["length"], d["width"], d["mast_height"]
+    L, W, mh = d.length, d.width, d.mast_height
     x0, x1 = -L / 2 - 0.55, L / 2 - 0.55  # forks stick out to +X beyond the body
     mb.box_span((x0 + 0.45, -W / 2, 0.2), (x1, W / 2, 0.8), PAINT)                 # chassis
     mb.box_span((x0, -W / 2, 0.2), (x0 + 0.5, W / 2, 1.15), DARK)                  # counterweight
@@ -29,7 +30,7 @@ def _forklift(d: dict) -> MeshBuilder:
     for s in (-1, 1):  # mast rails
         mb.box_span((x1, s * 0.32 - 0.05, 0.1), (x1 + 0.12, s * 0.32 + 0.05, mh), STEEL)
     mb.box_span((x1, -0.35, mh - 0.1), (x1 + 0.12, 0.35, mh), STEEL)
-    fh = d["fork_height"]
+    fh = d.fork_height
     mb.box_span((x1 + 0.12, -W / 2 + 0.1, fh), (x1 + 0.18, W / 2 - 0.1, fh + 0.5), DARK)  # carriage
     for s in (-1, 1):
         mb.box_span((x1 + 0.12, s * 0.3 - 0.05, fh), (x1 + 1.22, s * 0.3 + 0.05, fh + 0.045), STEEL)
@@ -39,9 +40,9 @@ def _forklift(d: dict) -> MeshBuilder:
     return mb
 
 
-def _cart(d: dict, loads_mb: MeshBuilder | None = None) -> MeshBuilder:
+def _cart(d: Cart) -> MeshBuilder:
     mb = MeshBuilder()
-    L, W = d["length"], d["width"]
+    L, W = d.length, d.width
     mb.box_span((-L / 2, -W / 2, 0.15), (L / 2, W / 2, 0.2), PAINT)
     for s in (-1, 1):
         mb.box_span((-L / 2 - 0.03, s * (W / 2 - 0.02) - 0.015, 0.2), (-L / 2, s * (W / 2 - 0.02) + 0.015, 0.95), STEEL)
@@ -49,13 +50,13 @@ def _cart(d: dict, loads_mb: MeshBuilder | None = None) -> MeshBuilder:
     for sx in (-1, 1):
         for sy in (-1, 1):
             mb.cylinder((sx * (L / 2 - 0.1), sy * (W / 2 - 0.08), 0.065), 0.065, 0.04, DARK, axis="y", segments=10)
-    for k in range(d["boxes"]):
+    for k in range(d.boxes):
         mb.box((-L / 4 + k * 0.3 - 0.1, 0, 0.2 + 0.15 + 0.001), (0.35, W * 0.7, 0.3), ACCENT)
     return mb
 
 
-def _cone(d: dict) -> MeshBuilder:
-    h = d["height"]
+def _cone(d: Cone) -> MeshBuilder:
+    h = d.height
     mb = MeshBuilder().box((0, 0, 0.015), (0.36, 0.36, 0.03), DARK)
     mb.cylinder((0, 0, 0.03 + h * 0.3), 0.14, h * 0.6, PAINT, radius_top=0.14 - 0.11 * 0.6, segments=14)
     mb.cylinder((0, 0, 0.03 + h * 0.65), 0.14 - 0.11 * 0.6, h * 0.1, ACCENT, radius_top=0.14 - 0.11 * 0.7, segments=14)
@@ -63,8 +64,8 @@ def _cone(d: dict) -> MeshBuilder:
     return mb
 
 
-def _barrier(d: dict) -> MeshBuilder:
-    L, h = d["length"], d["height"]
+def _barrier(d: Barrier) -> MeshBuilder:
+    L, h = d.length, d.height
     mb = MeshBuilder()
     for s in (-1, 1):
         mb.box((s * (L / 2 - 0.05), 0, h / 2), (0.05, 0.05, h), STEEL)
@@ -77,8 +78,8 @@ def _barrier(d: dict) -> MeshBuilder:
     return mb
 
 
-def _bin(d: dict) -> MeshBuilder:
-    s, h = d["size"], d["height"]
+def _bin(d: Bin) -> MeshBuilder:
+    s, h = d.size, d.height
     mb = MeshBuilder()
     # a 4-sided "cylinder" turned 45 degrees is a tapered square tub
     mb.cylinder((0, 0, h / 2), s * 0.62, h, PAINT, radius_top=s * 0.7, segments=4, R=rot_z(math.pi / 4))
@@ -87,21 +88,21 @@ def _bin(d: dict) -> MeshBuilder:
     return mb
 
 
-def build_distractor(d: dict, index: int, mats: Materials, loads: LoadMeshes) -> list:
-    kind = d["kind"]
-    loc = (d["x"], d["y"], 0.0)
+def build_distractor(d: Distractor, index: int, mats: Materials, loads: LoadMeshes) -> list:
+    kind = d.kind
+    loc = (d.x, d.y, 0.0)
     if kind == "load":
-        return [add_object(f"distractor_{index}_load", loads.get(d["load"], d["variant"], d["height"]),
-                           location=loc, yaw=d["yaw"])]
+        return [add_object(f"distractor_{index}_load", loads.get(d.load, d.variant, d.height),
+                           location=loc, yaw=d.yaw)]
     if kind == "pallet_stack":
         mb = MeshBuilder()
-        for k in range(d["count"]):
+        for k in range(d.count):
             add_pallet(mb, 1.2, 0.8, z=k * 0.146, mat=0)
-        mat = (mats.plain("plastic_pallet", (0.15, 0.25, 0.5), roughness=0.5) if d["plastic"]
+        mat = (mats.plain("plastic_pallet", (0.15, 0.25, 0.5), roughness=0.5) if d.plastic
                else loads.materials[0])
         return [add_object(f"distractor_{index}_pallets", mb.build(f"pallets_{index}", [mat]),
-                           location=loc, yaw=d["yaw"])]
-    color = d["color"] or (0.5, 0.5, 0.5)
+                           location=loc, yaw=d.yaw)]
+    color = d.color or (0.5, 0.5, 0.5)
     materials = [mats.plain(f"{kind}_paint_{index}", color, roughness=0.4, coat=0.2),
                  mats.plain("prop_dark", (0.05, 0.05, 0.05), roughness=0.7),
                  mats.plain("prop_steel", (0.55, 0.55, 0.57), roughness=0.35, metallic=0.8),
@@ -111,4 +112,4 @@ def build_distractor(d: dict, index: int, mats: Materials, loads: LoadMeshes) ->
     builder = {"forklift": _forklift, "cart": _cart, "cone": _cone, "barrier": _barrier, "bin": _bin}[kind]
     mb = builder(d)
     return [add_object(f"distractor_{index}_{kind}", mb.build(f"{kind}_{index}", materials),
-                       location=loc, yaw=d["yaw"])]
+                       location=loc, yaw=d.yaw)]

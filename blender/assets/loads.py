@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import bpy
 
-from blender.geometry import MeshBuilder
 from blender.materials import Materials
+from blender.meshes import MeshBuilder
+from blender.plan.scene_plan import ScenePlan
 
 PALLET_H = 0.144
 GRIDS = [(2, 2), (3, 2), (2, 3), (3, 3)]  # cartons per layer, by variant
@@ -59,14 +60,14 @@ def add_load(mb: MeshBuilder, kind: str, variant: int, height: float, length: fl
 class LoadMeshes:
     """Per-frame cache of load meshes sharing one material list."""
 
-    def __init__(self, plan: dict, mats: Materials):
-        sc = plan["stock_colors"]
+    def __init__(self, plan: ScenePlan, mats: Materials):
+        sc = plan.stock_colors
         self.materials = [
             mats.textured("pallet_wood", (0.62, 0.48, 0.32), (0.50, 0.38, 0.25), scale=8.0, roughness=0.85),
-            mats.textured("cardboard", sc["cardboard"][0], sc["cardboard"][1], scale=2.0, roughness=0.8),
-            mats.plain("stretch_wrap", sc["wrap"], roughness=0.22, coat=0.6),
-            mats.plain("crate_plastic", sc["crate"], roughness=0.45),
-            mats.plain("cardboard_dark", sc["cardboard"][3], roughness=0.8),
+            mats.textured("cardboard", sc.cardboard[0], sc.cardboard[1], scale=2.0, roughness=0.8),
+            mats.plain("stretch_wrap", sc.wrap, roughness=0.22, coat=0.6),
+            mats.plain("crate_plastic", sc.crate, roughness=0.45),
+            mats.plain("cardboard_dark", sc.cardboard[3], roughness=0.8),
         ]
         self._cache: dict[tuple, bpy.types.Mesh] = {}
 

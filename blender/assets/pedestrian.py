@@ -13,9 +13,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from blender.geometry import MeshBuilder, add_object, rot_z
 from blender.materials import Materials
-from blender.randomize import load_human_index
+from blender.meshes import MeshBuilder, add_object, rot_z
+from blender.plan.human_library import load_human_index
+from blender.plan.scene_plan import Person
 
 _INDEX_CACHE: dict[tuple[str, float], dict[str, dict]] = {}
 
@@ -29,16 +30,16 @@ def human_index(humans_dir: Path) -> dict[str, dict]:
     return _INDEX_CACHE[key]
 
 
-def pick_mesh(index: dict[str, dict], person: dict) -> tuple[dict, float]:
+def pick_mesh(index: dict[str, dict], person: Person) -> tuple[dict, float]:
     """The library mesh of a planned person and the scale to apply to it."""
-    if person.get("mesh_id"):
-        rec = index.get(person["mesh_id"])
+    if person.mesh_id:
+        rec = index.get(person.mesh_id)
         if rec is None:
             raise KeyError(f"mesh {person['mesh_id']!r} is not in the human library")
         return rec, 1.0
-    pool = [m for m in index.values() if m["pose"] == person["pose"]] or list(index.values())
-    rec = min(pool, key=lambda m: (abs(m["stature"] - person["height"]), m["id"]))
-    return rec, person["height"] / rec["stature"]
+    pool = [m for m in index.values() if m["pose"] == person.pose] or list(index.values())
+    rec = min(pool, key=lambda m: (abs(m["stature"] - person.height), m["id"]))
+    return rec, person.height / rec["stature"]
 
 
 class HumanMeshes:
@@ -49,11 +50,11 @@ class HumanMeshes:
         self.index = human_index(self.dir)
         self._meshes: dict[str, tuple[bpy.types.Mesh, list[str]]] = {}
 
-    def preload(self, persons: list[dict]) -> None:
+    def preload(self, persons: list[Person]) -> None:
         for p in persons:
             rec, _ = pick_mesh(self.index, p)
             self.get(rec["file"])
-            if p["vest"]:
+            if p.vest:
                 self.get(rec["vest_file"])
 
     def get(self, filename: str) -> tuple[bpy.types.Mesh, list[str]]:
@@ -100,43 +101,43 @@ def hard_hat_mesh(rec: dict, materials: list) -> bpy.types.Mesh:
     return mb.build(f"hard_hat_{rec['id']}", materials)
 
 
-def build_pedestrian(p: dict, index: int, instance_id: int, mats: Materials,
+def build_pedestrian(p: Person, index: int, instance_id: int, mats: Materials,
                      humans: HumanMeshes) -> tuple[list, list]:
     """-> (parts of the labelled instance, unlabelled props it carries)."""
     rec, scale = pick_mesh(humans.index, p)
-    skin = mats.plain(f"skin_{index}", p["skin"], roughness=0.5)
-    shirt = mats.plain(f"shirt_{index}", p["shirt"], roughness=0.85, specular=0.3)
-    looks = {"skin": skin, "hair": mats.plain(f"hair_{index}", p["hair"], roughness=0.55),
+    skin = mats.plain(f"skin_{index}", p.skin, roughness=0.5)
+    shirt = mats.plain(f"shirt_{index}", p.shirt, roughness=0.85, specular=0.3)
+    looks = {"skin": skin, "hair": mats.plain(f"hair_{index}", p.hair, roughness=0.55),
              "eyes": mats.plain("eyes", (0.05, 0.04, 0.04), roughness=0.2),
-             "shirt": shirt, "forearm": shirt if p["long_sleeves"] else skin,
-             "trousers": mats.plain(f"trousers_{index}", p["trousers"], roughness=0.85, specular=0.3),
-             "shoes": mats.plain(f"shoes_{index}", p["shoes"], roughness=0.6)}
-    rot = (0.0, 0.0, p["yaw"] + math.pi / 2)  # library meshes face -Y; plan yaw 0 faces +X
-    loc = (p["x"], p["y"], p.get("z", 0.0))
+             "shirt": shirt, "forearm": shirt if p.long_sleeves else skin,
+             "trousers": mats.plain(f"trousers_{index}", p.trousers, roughness=0.85, specular=0.3),
+             "shoes": mats.plain(f"shoes_{index}", p.shoes, roughness=0.6)}
+    rot = (0.0, 0.0, p.yaw + math.pi / 2)  # library meshes face -Y; plan yaw 0 faces +X
+    loc = (p.x, p.y, p.z)
     sc = (scale, scale, scale)
     me, regions = humans.get(rec["file"])
     body = add_object(f"pedestrian_{index}", me, location=loc, rotation=rot, scale=sc, pass_index=instance_id)
     _dress(body, regions, looks)
     parts = [body]
-    if p["vest"]:
+    if p.vest:
         vme, vregions = humans.get(rec["vest_file"])
         vest = add_object(f"pedestrian_{index}_vest", vme, location=loc, rotation=rot, scale=sc,
                           pass_index=instance_id)
         _dress(vest, vregions, {
-            "vest": mats.plain(f"vest_{index}", p["vest_color"], roughness=0.75, emission=0.15),
+            "vest": mats.plain(f"vest_{index}", p.vest_color, roughness=0.75, emission=0.15),
             "stripe": mats.plain("vest_stripe", (0.8, 0.8, 0.8), roughness=0.3, metallic=0.7),
             "skin": skin})
         parts.append(vest)
-    if p["hard_hat"]:
-        hat = mats.plain(f"hat_{index}", p["hat_color"], roughness=0.3, coat=0.5)
+    if p.hard_hat:
+        hat = mats.plain(f"hat_{index}", p.hat_color, roughness=0.3, coat=0.5)
         parts.append(add_object(f"pedestrian_{index}_hat", hard_hat_mesh(rec, [hat]), location=loc,
                                 rotation=rot, scale=sc, pass_index=instance_id))
     carried = []
-    if p.get("carry_box") and rec.get("carry_point"):
-        box = p["carry_box"]
+    if p.carry_box and rec.get("carry_point"):
+        box = p.carry_box
         cp = rot_z(rot[2]) @ (np.asarray(rec["carry_point"]) * scale) + np.asarray(loc)
-        mb = MeshBuilder().box((0, 0, 0), box["size"], 0)
-        carton = mats.plain(f"carton_{index}", box["color"], roughness=0.8)
+        mb = MeshBuilder().box((0, 0, 0), box.size, 0)
+        carton = mats.plain(f"carton_{index}", box.color, roughness=0.8)
         carried.append(add_object(f"pedestrian_{index}_carton", mb.build(f"carton_{index}", [carton]),
                                   location=cp, yaw=rot[2]))
     return parts, carried

@@ -1,4 +1,4 @@
-"""Facade over bpy: a plan (blender.randomize) in, a built scene and its labelled instances out.
+"""The Blender view of a ScenePlan (blender.plan): a plan in, a built scene and its labelled instances out.
 
     instances = build_scene(plan, humans_dir)   # objects in bpy.context.scene, camera set
     ...render...
@@ -6,12 +6,11 @@
 
 Every mesh part of a labelled instance gets obj.pass_index = instance_id (1..N:
 pedestrians in plan order, then pallet jacks); everything else keeps 0. Render settings,
-resolution and the compositor belong to blender.engine and are not touched here.
+resolution and the compositor belong to blender.cycles and are not touched here.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from blender.assets.distractors import build_distractor
 from blender.assets.loads import LoadMeshes
 from blender.assets.pallet_jack import build_pallet_jack
 from blender.assets.pedestrian import HumanMeshes, build_pedestrian
-from blender.geometry import COLLECTION
 from blender.materials import Materials
+from blender.meshes import COLLECTION
+from blender.plan.scene_plan import ScenePlan
 from blender.scene.camera import build_camera
 from blender.scene.lights import WORLD, build_lights
 from blender.scene.racks import build_racks
@@ -41,20 +41,16 @@ class Instance:
     props: list = field(default_factory=list)  # unlabelled objects it carries (load, carton)
 
 
-LAST_BUILD_STATS: dict = {}
-
-
-def build_scene(plan: dict, humans_dir: Path | str | None) -> list[Instance]:
+def build_scene(plan: ScenePlan, humans_dir: Path | str | None) -> list[Instance]:
     """Build a plan into bpy.context.scene; returns the labelled instances."""
-    t0 = time.perf_counter()
     humans = None
-    if plan["pedestrians"]:
+    if plan.pedestrians:
         if humans_dir is None:
             raise ValueError("plan has pedestrians but no human mesh library was given")
         # OBJ import is an operator that re-evaluates the whole view layer: do it while the
         # scene is still empty (~30 ms per mesh instead of ~250 ms in a built warehouse)
         humans = HumanMeshes(Path(humans_dir))
-        humans.preload(plan["pedestrians"])
+        humans.preload(plan.pedestrians)
     mats = Materials()
     loads = LoadMeshes(plan, mats)
     build_floor(plan, mats)
@@ -64,23 +60,19 @@ def build_scene(plan: dict, humans_dir: Path | str | None) -> list[Instance]:
     build_camera(plan)
     instances: list[Instance] = []
     if humans is not None:
-        for i, p in enumerate(plan["pedestrians"]):
+        for i, p in enumerate(plan.pedestrians):
             iid = len(instances) + 1
             parts, props = build_pedestrian(p, i, iid, mats, humans)
             instances.append(Instance(iid, CATEGORY_ID["pedestrian"], parts, f"pedestrians[{i}]", props))
-    for i, j in enumerate(plan["pallet_jacks"]):
+    for i, j in enumerate(plan.pallet_jacks):
         iid = len(instances) + 1
         parts, props = build_pallet_jack(j, i, iid, mats, loads)
         instances.append(Instance(iid, CATEGORY_ID["pallet_jack"], parts, f"pallet_jacks[{i}]", props))
-    for i, d in enumerate(plan["distractors"]):
+    for i, d in enumerate(plan.distractors):
         build_distractor(d, i, mats, loads)
     # evaluate now so matrix_world of the camera and of every part is valid for callers
     # (projection, annotation) — the render would evaluate the same depsgraph anyway
     bpy.context.view_layer.update()
-    LAST_BUILD_STATS.clear()
-    LAST_BUILD_STATS.update(seconds=time.perf_counter() - t0,
-                            objects=len(bpy.data.collections[COLLECTION].objects),
-                            meshes=len(bpy.data.meshes), materials=len(bpy.data.materials))
     return instances
 
 

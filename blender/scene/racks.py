@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 from blender.assets.loads import LoadMeshes
-from blender.geometry import MeshBuilder, add_object
 from blender.materials import Materials
+from blender.meshes import MeshBuilder, add_object
+from blender.plan.layout import BEAM_HEIGHT_M
+from blender.plan.scene_plan import RackRow, ScenePlan
 
-BEAM_H = 0.12
 
-
-def build_racks(plan: dict, mats: Materials, loads: LoadMeshes) -> list:
-    frame = mats.plain("rack_frame", plan["rack_colors"]["frame"], roughness=0.45, metallic=0.3)
-    beam = mats.plain("rack_beam", plan["rack_colors"]["beam"], roughness=0.4, metallic=0.3)
+def build_racks(plan: ScenePlan, mats: Materials, loads: LoadMeshes) -> list:
+    frame = mats.plain("rack_frame", plan.rack_colors.frame, roughness=0.45, metallic=0.3)
+    beam = mats.plain("rack_beam", plan.rack_colors.beam, roughness=0.4, metallic=0.3)
     objs = []
-    for i, row in enumerate(plan["layout"]["racks"]):
+    for i, row in enumerate(plan.layout.racks):
         objs.append(add_object(f"rack_{i}", _row_mesh(row, i).build(f"rack_{i}", [frame, beam])))
-    for k, s in enumerate(plan["stock"]):
-        mesh = loads.get(s["kind"], s["variant"], s["height"], s["length"], s["width"])
-        objs.append(add_object(f"stock_{k}", mesh, location=(s["x"], s["y"], s["z"])))
+    for k, s in enumerate(plan.stock):
+        mesh = loads.get(s.kind, s.variant, s.height, s.length, s.width)
+        objs.append(add_object(f"stock_{k}", mesh, location=(s.x, s.y, s.z)))
     return objs
 
 
-def _row_mesh(row: dict, i: int) -> MeshBuilder:
+def _row_mesh(row: RackRow, i: int) -> MeshBuilder:
     mb = MeshBuilder()
-    d, top = row["depth"], row["height"]
-    xs = [row["x0"] + 0.045, row["x0"] + d - 0.045, row["x1"] - d + 0.045, row["x1"] - 0.045]
-    ys = [row["y0"] + b * row["bay_width"] for b in range(row["n_bays"] + 1)]
+    d, top = row.depth, row.height
+    xs = [row.x0 + 0.045, row.x0 + d - 0.045, row.x1 - d + 0.045, row.x1 - 0.045]
+    ys = [row.y0 + b * row.bay_width for b in range(row.n_bays + 1)]
     for x in xs:
         for y in ys:
             mb.box((x, y, top / 2 + 0.05), (0.09, 0.08, top + 0.1), 0)
@@ -36,10 +36,10 @@ def _row_mesh(row: dict, i: int) -> MeshBuilder:
             while z < top:
                 mb.box(((xa + xb) / 2, y, z), (xb - xa, 0.03, 0.03), 0)
                 z += 1.1
-    beam_levels = [z for z in row["levels"][1:]] + [top - BEAM_H]
+    beam_levels = [z for z in row.levels[1:]] + [top - BEAM_HEIGHT_M]
     for x in xs:
-        for b in range(row["n_bays"]):
+        for b in range(row.n_bays):
             y0, y1 = ys[b] + 0.04, ys[b + 1] - 0.04
             for z in beam_levels:
-                mb.box_span((x - 0.03, y0, z), (x + 0.03, y1, z + BEAM_H), 1)
+                mb.box_span((x - 0.03, y0, z), (x + 0.03, y1, z + BEAM_HEIGHT_M), 1)
     return mb

@@ -1,4 +1,5 @@
-"""Render config schema: dataset size/seed, render quality presets, annotation thresholds, scene.
+"""Job config schemas of blender.render and blender.clip: dataset or clip, Cycles quality
+presets, annotation thresholds, and the scene (blender.plan.scene_config).
 
 Loaded with `pipeline.common.load_config`; the resolved config (presets expanded into
 concrete values) is what manifest.json stores and what the config hash is computed from.
@@ -12,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from blender.randomize import SceneConfig
+from blender.plan.scene_config import SceneConfig
 from pipeline.common import StrictModel
 
 # Concrete Cycles settings per preset; a key set explicitly in the config wins over the preset.
@@ -119,9 +120,42 @@ class RenderJobConfig(SceneJobConfig):
     dataset: DatasetConfig = DatasetConfig()
 
 
+class ClipSettings(StrictModel):
+    name: str = "clip"
+    seed: int = Field(0, ge=0)
+    num_frames: int = Field(60, ge=2, le=100000)
+    fps: float = Field(10.0, gt=0, le=120)
+    camera: Literal["cctv", "robot"] = "cctv"
+    walk_speed: tuple[float, float] = (1.0, 1.5)   # m/s of walking pedestrians
+    push_speed: tuple[float, float] = (0.6, 1.0)   # m/s of pushed pallet jacks and their pushers
+    stride_m: float = Field(1.4, gt=0)             # distance of one full walk cycle (two steps)
+    robot_speed: float = Field(0.5, ge=0)          # m/s, camera=robot only
+    min_labelled: int = Field(2, ge=0)             # plans with fewer labelled objects are skipped
+    plan_tries: int = Field(12, ge=1, le=1000)     # candidate plans; the one whose camera sees most wins
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ClipSettings:
+        for name in ("walk_speed", "push_speed"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} [{lo}, {hi}]: expected 0 <= low <= high")
+        return self
+
+
+class ClipJobConfig(SceneJobConfig):
+    clip: ClipSettings = ClipSettings()
+
+
 # Keys that may change between runs into the same folder without changing any image:
 # the dataset can grow (num_images) and machines can differ in core count (threads).
 _HASH_EXCLUDED = (("dataset", "num_images"), ("render", "threads"))
+
+
+# Scene keys added after datasets were first rendered: left out of the hash while at their
+# default (the value drawn before they existed), so such a folder still resumes.
+_ADDED_SCENE_KEYS = (("layout", "dock_door_width"), ("layout", "dock_door_height"),
+                     ("pallet_jacks", "platform_prob"), ("pallet_jacks", "fork_length"),
+                     ("pallet_jacks", "load_height"))
 
 
 def config_hash(resolved: dict) -> str:
@@ -129,5 +163,10 @@ def config_hash(resolved: dict) -> str:
     data = json.loads(json.dumps(resolved))
     for section, key in _HASH_EXCLUDED:
         data.get(section, {}).pop(key, None)
+    defaults = SceneConfig().model_dump(mode="json")
+    for section, key in _ADDED_SCENE_KEYS:
+        values = data.get("scene", {}).get(section, {})
+        if key in values and values[key] == defaults[section][key]:
+            del values[key]
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

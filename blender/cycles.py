@@ -1,6 +1,6 @@
 """Headless Cycles rendering: RGB + exact object-index map per frame, camera projection, meshes.
 
-The only module of the render stage (with blender/scene/) that touches bpy. In background
+With blender/scene/, blender/assets/ and blender/meshes.py, the only code that touches bpy. In background
 mode the Render Result holds no pixels, so the compositor writes both outputs to a private
 temp folder (PNG with the view transform for RGB, uncompressed float EXR for the index
 pass) and they are read back with cv2 / OpenEXR.
@@ -25,8 +25,8 @@ import OpenEXR
 
 from blender.annotate import InstanceGeometry, index_map_from_pass
 
-if TYPE_CHECKING:  # config imports the scene schema; the engine needs only the values
-    from blender.config import RenderConfig
+if TYPE_CHECKING:  # job_config imports the scene schema; rendering needs only the values
+    from blender.job_config import RenderConfig
 
 _TREE = "warehouse_synth_outputs"
 
@@ -154,7 +154,7 @@ def quiet_blender():
             os.close(fd)
 
 
-class Engine:
+class Renderer:
     """Renders the current scene; owns a temp folder for the compositor's files."""
 
     def __init__(self, cfg: RenderConfig):
@@ -183,7 +183,7 @@ class Engine:
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Renderer:
         return self
 
     def __exit__(self, *exc) -> None:

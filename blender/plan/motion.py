@@ -1,0 +1,141 @@
+"""A scene plan over time, for clips: walking pedestrians move along their facing direction
+(turning back at racks and walls) through the walk phases of their library mesh, pushed
+pallet jacks roll with their pusher, a robot camera glides forward; the rest stays put."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from blender.plan.draw import Rng
+from blender.plan.scene_plan import Layout, Person, ScenePlan
+
+if TYPE_CHECKING:  # job_config imports the plan package: only the type is needed here
+    from blender.job_config import ClipSettings
+
+# walkers keep this far from walls and rack faces, and turn around there
+WALK_CLEARANCE_M = 0.45
+
+
+@dataclass
+class PhaseMesh:
+    id: str
+    phase: float           # 0..1 of a full walk cycle (two steps)
+
+
+@dataclass
+class PersonMotion:
+    speed: float           # m/s; 0 stands still
+    cycle: list[PhaseMesh]  # library meshes to step through; fewer than 2: the mesh stays
+
+
+@dataclass
+class JackMotion:
+    speed: float
+
+
+@dataclass
+class Motion:
+    pedestrians: list[PersonMotion]
+    pallet_jacks: list[JackMotion]
+    camera_speed: float
+    plan_attempt: int = 0  # which candidate plan (and rng stream) of the clip this is
+
+
+def _blocked(layout: Layout, x: float, y: float, margin: float = WALK_CLEARANCE_M) -> bool:
+    if not (margin <= x <= layout.width - margin and margin <= y <= layout.length - margin):
+        return True
+    return any(r.x0 - margin <= x <= r.x1 + margin and r.y0 - margin <= y <= r.y1 + margin
+               for r in layout.racks)
+
+
+def phase_cycle(library: list[dict], mesh_id: str | None, pose: str) -> list[dict]:
+    """Library meshes of `pose` to cycle through, one per phase: the person's own body when
+    the library holds several phases of it, else the closest stature per phase."""
+    same_pose = [m for m in library if m["pose"] == pose]
+    own = next((m for m in library if m["id"] == mesh_id), None)
+    if own is None or not same_pose:
+        return []
+    body = [m for m in same_pose if m.get("body") == own.get("body")]
+    if len({m["phase"] for m in body}) >= 2:
+        pool = body
+    else:
+        pool = []
+        for phase in sorted({m["phase"] for m in same_pose}):
+            cands = [m for m in same_pose if m["phase"] == phase]
+            pool.append(min(cands, key=lambda m: (abs(m["stature"] - own["stature"]), m["id"])))
+    return sorted(pool, key=lambda m: m["phase"])
+
+
+def plan_motion(plan: ScenePlan, cfg: ClipSettings, rng: Rng, library: list[dict] | None,
+                plan_attempt: int = 0) -> Motion:
+    """Who moves how: speeds per walker / pushed jack and their walk-phase mesh cycles."""
+    peds, jacks = [], []
+    pushers = {j.pushed_by for j in plan.pallet_jacks if j.pushed_by is not None}
+    for i, p in enumerate(plan.pedestrians):
+        walking = p.pose == "walk" and i not in pushers
+        cycle = phase_cycle(library or [], p.mesh_id, p.pose) if (walking or i in pushers) else []
+        peds.append(PersonMotion(speed=float(rng.uniform(*cfg.walk_speed)) if walking else 0.0,
+                                 cycle=[PhaseMesh(m["id"], m["phase"]) for m in cycle]))
+    for j in plan.pallet_jacks:
+        jacks.append(JackMotion(float(rng.uniform(*cfg.push_speed)) if j.pushed_by is not None else 0.0))
+    return Motion(peds, jacks, cfg.robot_speed if cfg.camera == "robot" else 0.0, plan_attempt)
+
+
+def _walk(layout: Layout, x: float, y: float, yaw: float, speed: float, dt: float, steps: int):
+    """Position after `steps` steps along yaw, turning around where the way is blocked."""
+    dist = 0.0
+    for _ in range(steps):
+        nx, ny = x + math.cos(yaw) * speed * dt, y + math.sin(yaw) * speed * dt
+        if _blocked(layout, nx, ny):
+            yaw += math.pi
+            continue
+        x, y = nx, ny
+        dist += speed * dt
+    return x, y, yaw, dist
+
+
+def _set_phase(p: Person, cycle: list[PhaseMesh], start: str | None, dist: float, stride_m: float) -> None:
+    """The mesh of the phase reached after walking `dist` from the phase of mesh `start`."""
+    if len(cycle) < 2:
+        return
+    phase0 = next((m.phase for m in cycle if m.id == start), 0.0)
+    phase = (phase0 + dist / stride_m) % 1.0
+    p.mesh_id = min(cycle, key=lambda m: min(abs(m.phase - phase), 1 - abs(m.phase - phase))).id
+
+
+def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m: float) -> ScenePlan:
+    """The plan of frame `frame`: the base plan with movers advanced by frame/fps seconds."""
+    plan = copy.deepcopy(base)
+    dt = 1.0 / fps
+    lay = plan.layout
+    for k, (p, m) in enumerate(zip(plan.pedestrians, motion.pedestrians, strict=True)):
+        if m.speed > 0:
+            p.x, p.y, p.yaw, dist = _walk(lay, p.x, p.y, p.yaw, m.speed, dt, frame)
+            _set_phase(p, m.cycle, base.pedestrians[k].mesh_id, dist, stride_m)
+    for ji, (j, m) in enumerate(zip(plan.pallet_jacks, motion.pallet_jacks, strict=True)):
+        if m.speed <= 0:
+            continue
+        x0, y0 = j.x, j.y
+        j.x, j.y, j.yaw, dist = _walk(lay, j.x, j.y, j.yaw, m.speed, dt, frame)
+        pi = j.pushed_by
+        p = plan.pedestrians[pi]
+        # the pusher keeps its offset from the jack, rotated if the jack turned around
+        ox, oy = p.x - x0, p.y - y0
+        turn = j.yaw - base.pallet_jacks[ji].yaw
+        c, s = math.cos(turn), math.sin(turn)
+        p.x, p.y = j.x + c * ox - s * oy, j.y + s * ox + c * oy
+        p.yaw = base.pedestrians[pi].yaw + turn
+        _set_phase(p, motion.pedestrians[pi].cycle, base.pedestrians[pi].mesh_id, dist, stride_m)
+    if motion.camera_speed > 0:
+        cam = plan.camera
+        fwd = -np.asarray(cam.matrix, float)[:, 2]
+        fwd[2] = 0.0
+        n = np.linalg.norm(fwd)
+        if n > 1e-6:
+            cam.location = (np.asarray(cam.location) + fwd / n * motion.camera_speed * frame * dt).tolist()
+    return plan

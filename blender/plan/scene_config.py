@@ -1,0 +1,169 @@
+"""Scene config schema: every randomization range of a frame, validated (pydantic, no bpy).
+
+Defaults are what a real warehouse looks like; `blender.plan.plan_scene` draws from them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from blender.palettes import PAINT
+from pipeline.common import StrictModel
+
+Range = tuple[float, float]
+IntRange = tuple[int, int]
+
+POSES = ("walk", "stand", "carry", "bend", "crouch", "push")
+DISTRACTOR_KINDS = ("forklift", "pallet_stack", "load", "cart", "cone", "barrier", "bin")
+STOCK_KINDS = ("boxes", "wrapped", "crate", "pallet")
+
+
+def _check_range(v):
+    if v is None:
+        return v
+    lo, hi = v
+    if lo > hi:
+        raise ValueError(f"range [{lo}, {hi}]: low end is above high end")
+    return v
+
+
+class _Section(StrictModel):
+    @field_validator("*", mode="after")
+    @classmethod
+    def _ranges_ordered(cls, v):
+        if isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int | float) for x in v):
+            return _check_range(v)
+        return v
+
+
+def _check_weights(weights: dict[str, float], known: list[str], what: str, unit: str | None = None) -> dict:
+    """A {name: weight} choice table: only known names, and something to choose."""
+    bad = [k for k in weights if k not in known]
+    if bad:
+        raise ValueError(f"unknown {what} {bad[0]!r}; choose from {known}")
+    if not weights or sum(weights.values()) <= 0:
+        raise ValueError(f"needs at least one {unit or what} with a positive weight")
+    return weights
+
+
+class LayoutConfig(_Section):
+    width: Range = (24.0, 40.0)            # x extent of the hall (m)
+    length: Range = (30.0, 50.0)           # y extent
+    height: Range = (8.0, 12.0)            # ceiling height
+    aisle_width: Range = (2.8, 4.0)        # between rack rows (narrow-aisle to counterbalance)
+    rack_depth: Range = (1.0, 1.2)         # one side of a back-to-back row
+    rack_height: Range = (5.0, 9.0)        # top beam; capped at ceiling - 1.5 m
+    bay_width: Range = (2.5, 2.9)          # two pallet slots per bay and level
+    level_step: Range = (1.5, 2.1)         # vertical beam pitch
+    open_area_depth: Range = (8.0, 16.0)   # staging area between dock wall and racks
+    cross_aisle_prob: float = Field(0.8, ge=0, le=1)
+    cross_aisle_width: Range = (3.0, 4.5)
+    stock_fill: Range = (0.55, 0.95)       # share of rack slots holding a load
+    dock_doors: IntRange = (2, 5)
+    dock_door_width: Range = (2.8, 3.4)
+    dock_door_height: Range = (3.4, 4.4)
+    dock_open_prob: float = Field(0.5, ge=0, le=1)
+
+
+class MaterialConfig(_Section):
+    floor_value: Range = (0.35, 0.65)      # concrete grey level
+    floor_stains: Range = (0.0, 0.6)       # strength of dark stains
+    floor_roughness: Range = (0.35, 0.8)
+    wall_palettes: int = Field(4, ge=1, le=4)  # how many of the wall colour schemes to draw from
+
+
+class LightConfig(_Section):
+    fixture_spacing: Range = (4.5, 8.0)    # grid pitch of ceiling fixtures
+    fixture_power_w: Range = (400.0, 1400.0)
+    fixture_off_prob: float = Field(0.08, ge=0, le=1)
+    color_temp_k: Range = (3200.0, 6500.0)
+    daylight_prob: float = Field(0.5, ge=0, le=1)
+    sun_strength: Range = (1.0, 5.0)
+    sun_elevation_deg: Range = (10.0, 55.0)
+    world_strength: Range = (0.05, 0.4)
+
+
+class CameraConfig(_Section):
+    robot_prob: float = Field(0.4, ge=0, le=1)   # else a fixed CCTV camera
+    cctv_height: Range = (2.5, 10.0)
+    cctv_distance: Range = (4.0, 18.0)           # horizontal distance to the target object
+    cctv_fov_deg: Range = (50.0, 90.0)           # horizontal field of view
+    robot_height: Range = (0.5, 2.0)
+    robot_distance: Range = (2.0, 12.0)
+    robot_fov_deg: Range = (60.0, 90.0)
+    robot_pitch_deg: Range = (-15.0, 5.0)
+    roll_deg: Range = (-3.0, 3.0)
+    aim_jitter_m: float = Field(1.5, ge=0)
+    min_object_px: float = Field(24.0, ge=1)     # projected height needed to count as seen
+    image_height_px: int = Field(480, ge=16)     # only for the pixel threshold above
+    max_tries: int = Field(60, ge=1)
+
+
+class PedestrianConfig(_Section):
+    count: IntRange = (2, 7)
+    height: Range = (1.5, 1.95)            # used when no human library is given
+    pose_weights: dict[str, float] = {"walk": 0.5, "stand": 0.2, "carry": 0.12,
+                                       "bend": 0.09, "crouch": 0.09}
+    vest_prob: float = Field(0.6, ge=0, le=1)
+    hard_hat_prob: float = Field(0.5, ge=0, le=1)
+    short_sleeve_prob: float = Field(0.3, ge=0, le=1)
+
+    @field_validator("pose_weights")
+    @classmethod
+    def _poses_known(cls, v):
+        # "push" is given by the pallet-jack pairing, never drawn on its own
+        return _check_weights(v, [p for p in POSES if p != "push"], "pose")
+
+
+class PalletJackConfig(_Section):
+    count: IntRange = (1, 3)
+    electric_prob: float = Field(0.35, ge=0, le=1)
+    platform_prob: float = Field(0.4, ge=0, le=1)   # electric ones with a stand-on platform
+    fork_length: Range = (1.0, 1.2)        # 1.15 m fits a EUR pallet lengthwise
+    forks_raised_prob: float = Field(0.4, ge=0, le=1)
+    handle_angle_deg: Range = (0.0, 65.0)  # tiller tilt from vertical
+    loaded_prob: float = Field(0.4, ge=0, le=1)
+    load_height: Range = (0.3, 1.3)        # pallet and goods on the forks
+    pushed_prob: float = Field(0.35, ge=0, le=1)
+    colors: list[str] = ["yellow", "red", "blue", "orange"]
+
+    @field_validator("colors")
+    @classmethod
+    def _colors_known(cls, v):
+        bad = [c for c in v if c not in PAINT]
+        if bad or not v:
+            raise ValueError(f"unknown colour {bad[:1]}; choose from {sorted(PAINT)}")
+        return v
+
+
+class DistractorConfig(_Section):
+    count: IntRange = (4, 12)
+    kind_weights: dict[str, float] = {"forklift": 0.12, "pallet_stack": 0.2, "load": 0.2,
+                                      "cart": 0.12, "cone": 0.14, "barrier": 0.1, "bin": 0.12}
+    staging_loads: IntRange = (4, 14)      # loads parked along the staging-area walls
+
+    @field_validator("kind_weights")
+    @classmethod
+    def _kinds_known(cls, v):
+        return _check_weights(v, list(DISTRACTOR_KINDS), "distractor", "kind")
+
+
+class PostConfig(_Section):
+    noise_sigma: Range = (0.0, 0.02)       # std of additive noise, image in 0..1
+    blur_prob: float = Field(0.3, ge=0, le=1)
+    blur_px: Range = (0.5, 3.0)            # motion-blur length when blurred
+
+
+class SceneConfig(StrictModel):
+    """Every randomization range of a frame; defaults are what a real warehouse looks like."""
+
+    negative_fraction: float = Field(0.05, ge=0, le=1)   # share of frames with nothing labelled in view
+    focus_radius: float = Field(9.0, gt=1)               # labelled objects cluster around a focus point
+    layout: LayoutConfig = LayoutConfig()
+    materials: MaterialConfig = MaterialConfig()
+    lights: LightConfig = LightConfig()
+    camera: CameraConfig = CameraConfig()
+    pedestrians: PedestrianConfig = PedestrianConfig()
+    pallet_jacks: PalletJackConfig = PalletJackConfig()
+    distractors: DistractorConfig = DistractorConfig()
+    post: PostConfig = PostConfig()

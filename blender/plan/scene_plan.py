@@ -1,0 +1,414 @@
+"""The typed plan of one frame: what the planner decides and the Blender view builds.
+
+Plain dataclasses (no bpy, no numpy): `ScenePlan.to_dict()` is the JSON form (the same keys
+in the same order as the untyped plans of version 1, so saved plans stay readable) and
+`ScenePlan.from_dict()` reads it back, refusing other versions. Units are metres and
+degrees where the name says so; colours are sRGB 0..1; yaw is the angle of an object's
+local +X (its front) from world +X, in radians.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+PLAN_VERSION = 1
+RGB = list[float]
+
+
+# ---------------------------------------------------------------- building
+
+@dataclass
+class XSpan:
+    x0: float
+    x1: float
+
+
+@dataclass
+class YSpan:
+    y0: float
+    y1: float
+
+
+@dataclass
+class RackRow:
+    """One back-to-back rack row: two sides of `depth` around a `flue` gap."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    depth: float
+    flue: float
+    bay_width: float
+    n_bays: int
+    levels: list[float]    # beam heights, 0 = floor level
+    height: float          # top beam
+
+
+@dataclass
+class Layout:
+    width: float                   # x extent of the hall
+    length: float                  # y extent; dock doors in the wall y = 0
+    height: float
+    racks: list[RackRow]
+    aisles: list[XSpan]            # the first one runs along the side wall x = 0
+    rack_y: list[float]            # [y0, y1] of the racked area
+    cross_aisle: YSpan | None
+    open_area: YSpan               # staging area between the dock wall and the racks
+
+
+@dataclass
+class Door:
+    x: float
+    width: float
+    height: float
+    open: bool
+
+
+@dataclass
+class Walls:
+    lower: RGB
+    upper: RGB
+    band_height: float
+
+
+@dataclass
+class RackColors:
+    frame: RGB
+    beam: RGB
+
+
+@dataclass
+class StockItem:
+    """A load on a rack beam (or the floor level of a rack)."""
+
+    kind: str              # blender.plan.scene_config.STOCK_KINDS
+    x: float
+    y: float
+    z: float
+    length: float
+    width: float
+    height: float
+    variant: int
+
+
+@dataclass
+class StockColors:
+    cardboard: list[RGB]
+    wrap: RGB
+    crate: RGB
+
+
+@dataclass
+class FloorLine:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    width: float
+    color: RGB
+
+
+@dataclass
+class Floor:
+    value: float
+    stains: float
+    roughness: float
+    tint: RGB
+    lines: list[FloorLine]
+
+
+@dataclass
+class Fixture:
+    x: float
+    y: float
+    z: float
+    power: float
+    on: bool
+
+
+@dataclass
+class Daylight:
+    strength: float
+    elevation_deg: float
+    azimuth_deg: float
+    sky_strength: float
+
+
+@dataclass
+class Lights:
+    kind: str              # "linear" or "highbay"
+    fixtures: list[Fixture]
+    color_temp_k: float
+    color: RGB
+    world_strength: float
+    daylight: Daylight | None
+
+
+# ---------------------------------------------------------------- labelled objects
+
+@dataclass
+class CarryBox:
+    size: list[float]
+    color: RGB
+
+
+@dataclass
+class Person:
+    mesh_id: str | None    # library mesh; None: the builder picks one of `pose` and `height`
+    pose: str
+    height: float
+    z: float               # feet above the floor (riders stand on a platform)
+    skin: RGB
+    hair: RGB
+    shirt: RGB
+    long_sleeves: bool
+    trousers: RGB
+    shoes: RGB
+    vest: bool
+    vest_color: RGB
+    hard_hat: bool
+    hat_color: RGB
+    carry_box: CarryBox | None
+    pushing: int | None    # index of the pallet jack this person pushes
+    x: float = 0.0
+    y: float = 0.0
+    yaw: float = 0.0
+
+
+@dataclass
+class JackLoad:
+    kind: str
+    height: float
+    variant: int
+
+
+@dataclass
+class Jack:
+    kind: str              # "manual" or "electric"
+    color: RGB
+    fork_length: float
+    width: float
+    fork_height: float
+    forks_raised: bool
+    body_length: float
+    handle_length: float
+    handle_angle_deg: float  # tiller tilt from vertical
+    platform: bool           # stand-on (ride) platform
+    load: JackLoad | None    # a separate, unlabelled object on the forks
+    pushed_by: int | None    # index of the person pushing it
+    x: float = 0.0
+    y: float = 0.0
+    yaw: float = 0.0
+
+
+# ---------------------------------------------------------------- unlabelled props
+# One class per kind; fields in the order the plan has always listed them.
+
+@dataclass
+class Forklift:
+    kind: ClassVar[str] = "forklift"
+    color: RGB
+    length: float
+    width: float
+    mast_height: float
+    fork_height: float
+    footprint: list[float]   # [length, width] of the floor it blocks
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class PalletStack:
+    kind: ClassVar[str] = "pallet_stack"
+    color: None = field(default=None, init=False)
+    count: int
+    plastic: bool
+    footprint: list[float]
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class FloorLoad:
+    kind: ClassVar[str] = "load"
+    color: None = field(default=None, init=False)
+    load: str
+    height: float
+    variant: int
+    footprint: list[float]
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class Cart:
+    kind: ClassVar[str] = "cart"
+    color: RGB
+    length: float
+    width: float
+    boxes: int
+    footprint: list[float]
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class Cone:
+    kind: ClassVar[str] = "cone"
+    color: RGB
+    height: float
+    footprint: list[float]
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class Barrier:
+    kind: ClassVar[str] = "barrier"
+    color: RGB
+    length: float
+    height: float
+    footprint: list[float]
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class Bin:
+    kind: ClassVar[str] = "bin"
+    color: RGB
+    height: float
+    size: float
+    footprint: list[float]
+    x: float
+    y: float
+    yaw: float
+
+
+Distractor = Forklift | PalletStack | FloorLoad | Cart | Cone | Barrier | Bin
+DISTRACTOR_TYPES: dict[str, type] = {t.kind: t for t in typing.get_args(Distractor)}
+
+
+# ---------------------------------------------------------------- camera, post, plan
+
+@dataclass
+class View:
+    """Labelled objects the camera sees ([kind, index] pairs); `maybe`: any part could show."""
+
+    seen: list[list] = field(default_factory=list)
+    maybe: list[list] = field(default_factory=list)
+
+
+@dataclass
+class Camera:
+    kind: str              # "cctv" or "robot"
+    location: list[float]
+    look_at: list[float]
+    roll_deg: float
+    fov_deg: float         # horizontal
+    sensor_width_mm: float
+    focal_mm: float
+    matrix: list[list[float]]       # columns: camera X (right), Y (up), Z (backwards) in world
+    rotation_euler: list[float]     # Blender XYZ Euler of `matrix`
+    view: View = field(default_factory=View)
+
+
+@dataclass
+class Post:
+    noise_sigma: float
+    blur_px: float         # 0: no motion blur
+    blur_angle_deg: float
+
+
+@dataclass
+class ScenePlan:
+    version: int
+    negative: bool         # nothing labelled is in view
+    layout: Layout
+    doors: list[Door]
+    walls: Walls
+    rack_colors: RackColors
+    stock: list[StockItem]
+    stock_colors: StockColors
+    floor: Floor
+    lights: Lights
+    focus: list[float]     # where the labelled objects cluster
+    pedestrians: list[Person]
+    pallet_jacks: list[Jack]
+    distractors: list[Distractor]
+    camera: Camera
+    post: Post
+
+    def to_dict(self) -> dict:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScenePlan:
+        """A plan's JSON form back to a plan; another version or a bad field is a ValueError."""
+        version = data.get("version") if isinstance(data, dict) else None
+        if version != PLAN_VERSION:
+            raise ValueError(f"scene plan version {version!r}: this code reads version {PLAN_VERSION} only")
+        return _from_dict(cls, data, "plan")
+
+
+# ---------------------------------------------------------------- JSON form
+
+def _to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out = {"kind": obj.kind} if isinstance(getattr(type(obj), "kind", None), str) and \
+            "kind" not in {f.name for f in dataclasses.fields(obj)} else {}
+        out.update((f.name, _to_dict(getattr(obj, f.name))) for f in dataclasses.fields(obj))
+        return out
+    if isinstance(obj, list):
+        return [_to_dict(v) for v in obj]
+    return obj
+
+
+def _from_dict(tp: Any, data: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        if all(dataclasses.is_dataclass(o) for o in options):  # the distractor kinds
+            kind = data.get("kind") if isinstance(data, dict) else None
+            if kind not in DISTRACTOR_TYPES:
+                raise ValueError(f"{where}.kind: unknown kind {kind!r}; expected one of {sorted(DISTRACTOR_TYPES)}")
+            return _from_dict(DISTRACTOR_TYPES[kind], data, where)
+        return _from_dict(next(o for o in options if o is not type(None)), data, where)
+    if origin is list:
+        if not isinstance(data, list):
+            raise ValueError(f"{where}: expected a list, got {type(data).__name__}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_from_dict(item, v, f"{where}[{i}]") for i, v in enumerate(data)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        fixed = {"kind"} if isinstance(getattr(tp, "kind", None), str) and "kind" not in fields else set()
+        unknown = set(data) - set(fields) - fixed
+        if unknown:
+            raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        kwargs = {}
+        for name, f in fields.items():
+            if not f.init:
+                continue
+            if name not in data:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise ValueError(f"{where}.{name}: missing")
+                continue
+            kwargs[name] = _from_dict(hints[name], data[name], f"{where}.{name}")
+        return tp(**kwargs)
+    return data
