@@ -126,3 +126,12 @@ def test_clip_cli_writes_mot_files_and_resumes(tmp_path):
         clip.main(["--config", str(cfg), "--out", str(out), "clip.fps=10"], frame_factory=fake_clip_factory(calls))
     with pytest.raises(UserError, match="walk_speed"):
         clip.main(["--config", str(cfg), "--out", str(tmp_path / "d"), "clip.walk_speed=[2,1]"])
+
+
+def test_frame_plans_stay_typed_plans_that_round_trip_through_json():
+    plan = tiny_plan()
+    motion = plan_motion(plan, ClipSettings(), np.random.default_rng(1), LIBRARY, plan_attempt=3)
+    assert motion.plan_attempt == 3
+    f5 = frame_plan(plan, motion, 5, fps=10, stride_m=1.4)
+    assert ScenePlan.from_dict(json.loads(json.dumps(f5.to_dict()))) == f5
+    assert f5.pedestrians[0].x != plan.pedestrians[0].x

@@ -213,3 +213,21 @@ def test_preview_of_a_rendered_dataset(cfg_file, tmp_path, capsys):
     assert "preview: 6 images" in capsys.readouterr().out
     with pytest.raises(UserError, match="annotations.json"):
         preview.main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "pv2")])
+
+
+def test_config_hash_ignores_scene_keys_added_later_while_at_their_defaults():
+    import copy
+
+    from blender.job_config import RenderJobConfig, config_hash
+    from pipeline.common import config_to_dict
+
+    resolved = config_to_dict(RenderJobConfig())
+    before = copy.deepcopy(resolved)  # a config from before these keys existed
+    for section, key in (("layout", "dock_door_width"), ("layout", "dock_door_height"),
+                         ("pallet_jacks", "platform_prob"), ("pallet_jacks", "fork_length"),
+                         ("pallet_jacks", "load_height")):
+        del before["scene"][section][key]
+    assert config_hash(resolved) == config_hash(before)
+    changed = copy.deepcopy(resolved)
+    changed["scene"]["pallet_jacks"]["fork_length"] = [1.1, 1.3]
+    assert config_hash(changed) != config_hash(resolved)

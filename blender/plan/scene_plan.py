@@ -364,10 +364,16 @@ class ScenePlan:
 
 # ---------------------------------------------------------------- JSON form
 
+def _class_kind(tp: type) -> str | None:
+    """The kind a prop class stands for (a class constant, not a field), else None."""
+    kind = getattr(tp, "kind", None)
+    return kind if isinstance(kind, str) and "kind" not in {f.name for f in dataclasses.fields(tp)} else None
+
+
 def _to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        out = {"kind": obj.kind} if isinstance(getattr(type(obj), "kind", None), str) and \
-            "kind" not in {f.name for f in dataclasses.fields(obj)} else {}
+        kind = _class_kind(type(obj))
+        out = {} if kind is None else {"kind": kind}
         out.update((f.name, _to_dict(getattr(obj, f.name))) for f in dataclasses.fields(obj))
         return out
     if isinstance(obj, list):
@@ -397,8 +403,7 @@ def _from_dict(tp: Any, data: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
         hints = typing.get_type_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
-        fixed = {"kind"} if isinstance(getattr(tp, "kind", None), str) and "kind" not in fields else set()
-        unknown = set(data) - set(fields) - fixed
+        unknown = set(data) - set(fields) - ({"kind"} if _class_kind(tp) else set())
         if unknown:
             raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown field")
         kwargs = {}
