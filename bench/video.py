@@ -91,7 +91,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             n = 0
             for batch in batched(iter(decoded), args.batch_size):
-                n += sum(len(p["boxes"]) for p in predictor(batch))
+                n += sum(len(p) for p in predictor(batch))
             return len(decoded) / (time.perf_counter() - t0), n
 
         # bare, pipeline, bare again: on a shared machine the two bare runs show the noise

@@ -19,20 +19,6 @@ class TrainingDiverged(RuntimeError):
     """Loss became NaN/inf; the message names the step and the loss terms."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device: cuda asked for but CUDA is not available here (use device=auto or cpu)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError("device: mps asked for but MPS is not available here (use device=auto or cpu)")
-    return torch.device(name)
-
-
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype: fp16 on CUDA by default; bf16 only when asked for (CPU, or CUDA)."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
@@ -123,7 +109,9 @@ def train_step(model: nn.Module, images, targets, optimizer: torch.optim.Optimiz
 def predict(model: nn.Module, loader: Iterable, device: torch.device, dtype: torch.dtype | None,
             keep_outputs: int = 0) -> tuple[list[dict], list[tuple]]:
     """COCO results for every image in `loader`, plus (image, output) of the first `keep_outputs`."""
-    from pipeline.detections import outputs_to_results  # one converter for training and the eval CLI
+    from pipeline.detections import (
+        outputs_to_results,  # one converter for training and the eval CLI
+    )
 
     was_training = model.training
     model.eval()

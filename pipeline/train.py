@@ -3,6 +3,8 @@
     python -m pipeline.train --config configs/train.yaml --data DATASET_DIR --out RUN_DIR \
         [--max-iters N] [--resume] [key=value ...]
 
+Wiring only: the loop is pipeline/trainer.py, the periodic work (logging, validation,
+checkpoints, unfreezing) pipeline/hooks.py, checkpoint content and resume pipeline/checkpoint.py.
 Writes RUN_DIR/config.yaml (resolved config), last.pt (every log.checkpoint_every steps),
 best.pt (best validation mask AP), metrics.jsonl and tb/ (DESIGN.md "Runs on disk"), and
 summary.json when the run has reached solver.max_iters (a completion marker for make).
@@ -13,57 +15,42 @@ Multi-GPU: `torchrun --nproc_per_node N -m pipeline.train ...`.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
-from pipeline import distributed as D
+from pipeline import distributed
+from pipeline.checkpoint import Checkpointer, restore
 from pipeline.coco_eval import ground_truth_from_dict
 from pipeline.common import (
-    CATEGORIES,
     UserError,
     atomic_write_json,
     atomic_write_text,
-    atomic_write_with,
     config_to_dict,
     config_to_yaml,
     ensure_writable_dir,
     load_config,
-    package_versions,
     parse_class_map,
     run_cli,
 )
 from pipeline.config import TrainConfig
-from pipeline.curves import plot_run
 from pipeline.data import CocoDetection, StepSampler, collate_fn, split_ids
-from pipeline.engine import (
-    TrainingDiverged,
-    amp_dtype,
-    build_optimizer,
-    build_scheduler,
-    coco_metrics,
-    predict,
-    resolve_device,
-    train_step,
+from pipeline.devices import resolve_device
+from pipeline.engine import TrainingDiverged, amp_dtype, build_optimizer, build_scheduler
+from pipeline.hooks import (
+    MetricsLog,
+    MetricsWriter,
+    PeriodicCheckpoint,
+    Unfreeze,
+    Validation,
+    headline,
 )
-from pipeline.model import (
-    build_model,
-    calibrate_frozen_bn,
-    check_compatible,
-    load_checkpoint,
-    set_trainable,
-    trainable_stages_at,
-)
+from pipeline.model import build_model, calibrate_frozen_bn, check_compatible, load_checkpoint
+from pipeline.trainer import TrainState, train
 from pipeline.transforms import Augment
-
-BEST_METRIC = ("segm", "AP")  # falls back to bbox AP on box-only validation sets
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -137,113 +124,28 @@ def calibration_batches(ds: CocoDetection, n: int, seed: int, batch: int = 4):
         yield [ds.load_tensor(j) for j in order[i:i + batch]]
 
 
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, **content) -> None:
-    atomic_write_with(path, lambda tmp: torch.save(content, tmp))
-
-
-class MetricsLog:
-    """metrics.jsonl: one JSON object per logged step or evaluation. On resume, records after
-    the checkpoint's step are dropped so the file matches the run being continued."""
-
-    def __init__(self, path: Path, resume_step: int | None):
-        self.path = path
-        if resume_step is not None and path.exists():
-            keep = [ln for ln in path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            atomic_write_text(path, "".join(ln + "\n" for ln in keep))
-        elif resume_step is None:
-            atomic_write_text(path, "")
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-
-
-def log_images(tb, kept: list[tuple], step: int) -> None:
-    from pipeline.draw import draw_detections
-
-    for i, (im, o) in enumerate(kept):
-        rgb = (im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        keep = o["scores"] >= 0.5
-        masks = (o["masks"][keep, 0] > 0.5).numpy() if "masks" in o else None
-        drawn = draw_detections(rgb, o["boxes"][keep].numpy(), o["labels"][keep].numpy(),
-                                o["scores"][keep].numpy(), masks)
-        tb.add_image(f"val/predictions_{i}", drawn, step, dataformats="HWC")
-
-
-def validate(model, val_loader, gt, device, dtype, tb, step: int, n_images: int) -> dict | None:
-    results, kept = predict(model, val_loader, device, dtype, keep_outputs=n_images)
-    try:
-        metrics = coco_metrics(gt, results)
-    except UserError as e:  # e.g. a validation split holding only negatives
-        warnings.warn(f"validation at step {step} skipped: {e}", stacklevel=2)
+def open_resume(args: argparse.Namespace, cfg: TrainConfig, out: Path, is_main: bool) -> dict | None:
+    """The last.pt to continue from with --resume (checked against the config); refuses to
+    write over an existing run without it."""
+    last_pt = out / "last.pt"
+    if not args.resume:
+        if last_pt.exists():
+            raise UserError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
         return None
-    if tb is not None:
-        for iou_type, m in metrics.items():
-            for k in ("AP", "AP50", "AP75"):
-                if m.get(k) is not None:
-                    tb.add_scalar(f"val_{iou_type}/{k}", m[k], step)
-            for cls, ap in m["per_class"].items():
-                if ap is not None:
-                    tb.add_scalar(f"val_{iou_type}/AP_{cls}", ap, step)
-        log_images(tb, kept, step)
-    return metrics
+    ckpt = load_checkpoint(last_pt) if last_pt.exists() else None
+    if ckpt is None:
+        raise UserError(f"{last_pt}: nothing to resume (no last.pt in {out})")
+    check_compatible(ckpt, last_pt, cfg.model.arch)
+    if cfg.model.norm == "auto":  # the norm the run resolved at its start
+        cfg.model.norm = ckpt["config"]["model"].get("norm", "auto")
+    changed = [k for k in changed_keys(ckpt["config"], config_to_dict(cfg)) if k != "solver.max_iters"]
+    if changed and is_main:
+        print(f"note: resuming with changed settings ({', '.join(changed)}): not an exact continuation")
+    return ckpt
 
 
-def headline(metrics: dict | None) -> tuple[str, float] | None:
-    if not metrics:
-        return None
-    iou_type = BEST_METRIC[0] if BEST_METRIC[0] in metrics else "bbox"
-    value = metrics[iou_type].get(BEST_METRIC[1])
-    return (f"{iou_type}_{BEST_METRIC[1]}", float(value if value is not None else 0.0))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    cfg = resolve_config(args)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    dinfo = D.init_distributed(device.type)
-    device = D.device_for(dinfo, device)
-    dtype = amp_dtype(cfg.solver.amp, device)
-    out = Path(args.out)
-    last_pt, best_pt = out / "last.pt", out / "best.pt"
-    if dinfo.is_main:
-        ensure_writable_dir(out)
-    ckpt = None
-    if args.resume:
-        ckpt = load_checkpoint(last_pt) if last_pt.exists() else None
-        if ckpt is None:
-            raise UserError(f"{last_pt}: nothing to resume (no last.pt in {out})")
-        check_compatible(ckpt, last_pt, cfg.model.arch)
-        if cfg.model.norm == "auto":  # the norm the run resolved at its start
-            cfg.model.norm = ckpt["config"]["model"].get("norm", "auto")
-        changed = [k for k in changed_keys(ckpt["config"], config_to_dict(cfg)) if k != "solver.max_iters"]
-        if changed and dinfo.is_main:
-            print(f"note: resuming with changed settings ({', '.join(changed)}): not an exact continuation")
-    elif last_pt.exists():
-        raise UserError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
-
-    train_ds, val_ds, notes = build_datasets(cfg)
-    for n in notes:
-        if dinfo.is_main:
-            print(f"note: {n}")
-
+def initial_model(cfg: TrainConfig, ckpt: dict | None, train_ds: CocoDetection, device: torch.device):
+    """The model a run starts from (its weights policy, or the checkpoint's weights) and its init record."""
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model_cfg = cfg.model.model_copy(update={"weights": "none"}) if ckpt else cfg.model
     model, init_info = build_model(model_cfg)
@@ -256,32 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             and cfg.model.bn_calibration_images):
         n = calibrate_frozen_bn(model, calibration_batches(train_ds, cfg.model.bn_calibration_images, cfg.seed))
         init_info["bn_calibration"] = f"backbone FrozenBatchNorm2d statistics from {n} training images"
-    optimizer = build_optimizer(model, cfg.solver, bool(init_info.get("pretrained")))
-    scheduler = build_scheduler(optimizer, cfg.solver)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    step, best, train_time = 0, None, 0.0
-    torch.manual_seed(cfg.seed * 1_000_003 + dinfo.rank)  # RPN/ROI sampling differs per rank
-    if ckpt:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step, best = int(ckpt["step"]), ckpt.get("best")
-        train_time = float(ckpt.get("train_time", 0.0))
-        set_rng_state(ckpt["rng"][min(dinfo.rank, len(ckpt["rng"]) - 1)])
-        if step >= cfg.solver.max_iters:
-            raise UserError(f"{last_pt}: run already at step {step} >= solver.max_iters "
-                            f"{cfg.solver.max_iters} (raise --max-iters to train longer)")
+    return model, init_info
 
-    tb = None
-    metrics_log = None
-    if dinfo.is_main:
-        atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
-        metrics_log = MetricsLog(out / "metrics.jsonl", step if ckpt else None)
-        from torch.utils.tensorboard import SummaryWriter
-        tb = SummaryWriter(str(out / "tb"), purge_step=step if ckpt else None)
-        print(f"init: {init_info['source']}")
 
+def loaders(cfg: TrainConfig, train_ds: CocoDetection, val_ds: CocoDetection | None, step: int,
+            dinfo: distributed.DistInfo, device: torch.device):
+    """The training batches from `step` on (this rank's slice), and rank 0's validation loader
+    with its ground truth."""
     bs = cfg.data.batch_size
     sampler = StepSampler(len(train_ds), bs, cfg.seed, start_step=step, rank=dinfo.rank,
                           world_size=dinfo.world_size)
@@ -289,136 +172,109 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_ds, batch_size=bs, sampler=sampler, num_workers=cfg.data.workers, collate_fn=collate_fn,
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
         persistent_workers=False, prefetch_factor=4 if cfg.data.workers else None)
-    val_loader, gt = None, None
-    if val_ds is not None and dinfo.is_main:
-        if cfg.log.val_max_images and len(val_ds) > cfg.log.val_max_images:
-            val_ds = CocoDetection(Path(cfg.data.val or cfg.data.train), None if cfg.data.val else
-                                   (Path(cfg.data.ann_file) if cfg.data.ann_file else None), None,
-                                   cfg.data.class_map, cfg.data.skip_bad,
-                                   image_ids=sorted(val_ds.image_ids)[: cfg.log.val_max_images])
-        gt = ground_truth_from_dict(val_ds.coco, None, f"validation set ({val_ds.ann_file})")
-        val_loader = torch.utils.data.DataLoader(val_ds, batch_size=1, shuffle=False,
-                                                 num_workers=min(1, cfg.data.workers), collate_fn=collate_fn,
-                                                 generator=torch.Generator().manual_seed(0))
+    if val_ds is None or not dinfo.is_main:
+        return loader, None, None
+    if cfg.log.val_max_images and len(val_ds) > cfg.log.val_max_images:
+        val_ds = CocoDetection(Path(cfg.data.val or cfg.data.train), None if cfg.data.val else
+                               (Path(cfg.data.ann_file) if cfg.data.ann_file else None), None,
+                               cfg.data.class_map, cfg.data.skip_bad,
+                               image_ids=sorted(val_ds.image_ids)[: cfg.log.val_max_images])
+    gt = ground_truth_from_dict(val_ds.coco, None, f"validation set ({val_ds.ann_file})")
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=1, shuffle=False,
+                                             num_workers=min(1, cfg.data.workers), collate_fn=collate_fn,
+                                             generator=torch.Generator().manual_seed(0))
+    return loader, val_loader, gt
 
-    def checkpoint(path: Path, metrics: dict | None = None, gather: bool = True) -> None:
-        """Collective when `gather` (last.pt, which resume reads); rank 0 alone otherwise."""
-        rngs = [rng_state()]
-        if dinfo.enabled and gather:  # every rank's RNG, so each rank resumes its own stream
-            gathered = [None] * dinfo.world_size
-            torch.distributed.all_gather_object(gathered, rngs[0])
-            rngs = gathered
-        if not dinfo.is_main:
-            return
-        save_checkpoint(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), scaler=scaler.state_dict() if scaler else None,
-                        step=step, rng=rngs, config=config_to_dict(cfg), categories=CATEGORIES,
-                        init=init_info, versions=package_versions(), best=best, metrics=metrics,
-                        train_time=train_time)
 
-    stages = trainable_stages_at(cfg.model, step)
-    set_trainable(model, cfg.model, stages)
-
-    def wrap():
+def ddp_wrapper(dinfo: distributed.DistInfo, device: torch.device):
+    def wrap(model):
         if not dinfo.enabled:
             return model
-        ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return wrap
 
-    net = wrap()
-    model.train()
-    start_step, t0 = step, time.time()
-    first_loss = last_loss = None
-    last_metrics = None
-    window: list[float] = []
-    pbar = tqdm(total=cfg.solver.max_iters, initial=step, disable=not dinfo.is_main, dynamic_ncols=True,
-                desc="train")
-    it = iter(loader)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = resolve_config(args)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    dinfo = distributed.init_distributed(device.type)
+    device = distributed.device_for(dinfo, device)
+    out = Path(args.out)
+    if dinfo.is_main:
+        ensure_writable_dir(out)
+    ckpt = open_resume(args, cfg, out, dinfo.is_main)
+    train_ds, val_ds, notes = build_datasets(cfg)
+    for n in notes:
+        if dinfo.is_main:
+            print(f"note: {n}")
+
+    model, init_info = initial_model(cfg, ckpt, train_ds, device)
+    dtype = amp_dtype(cfg.solver.amp, device)
+    optimizer = build_optimizer(model, cfg.solver, bool(init_info.get("pretrained")))
+    state = TrainState(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, cfg.solver),
+                       scaler=torch.amp.GradScaler("cuda") if dtype == torch.float16 else None,
+                       device=device, dtype=dtype, max_iters=cfg.solver.max_iters)
+    torch.manual_seed(cfg.seed * 1_000_003 + dinfo.rank)  # RPN/ROI sampling differs per rank
+    if ckpt:
+        restore(state, ckpt, dinfo.rank)
+        if state.step >= cfg.solver.max_iters:
+            raise UserError(f"{out / 'last.pt'}: run already at step {state.step} >= solver.max_iters "
+                            f"{cfg.solver.max_iters} (raise --max-iters to train longer)")
+    start_step = state.step
+
+    tb = log = None
+    if dinfo.is_main:
+        atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
+        log = MetricsLog(out / "metrics.jsonl", state.step if ckpt else None)
+        from torch.utils.tensorboard import SummaryWriter
+        tb = SummaryWriter(str(out / "tb"), purge_step=state.step if ckpt else None)
+        print(f"init: {init_info['source']}")
+    loader, val_loader, gt = loaders(cfg, train_ds, val_ds, state.step, dinfo, device)
+    checkpointer = Checkpointer(cfg, init_info, dinfo)
+    unfreeze = Unfreeze(cfg.model, ddp_wrapper(dinfo, device), log)
+    hooks = [unfreeze, MetricsWriter(cfg.log.log_every, log, tb, dinfo, unfreeze),
+             Validation(cfg.log.eval_every, val_loader, gt, out, log, tb, cfg.log.tb_images, checkpointer),
+             PeriodicCheckpoint(cfg.log.checkpoint_every, out / "last.pt", checkpointer)]
+    t0 = time.time()
     try:
-        while step < cfg.solver.max_iters:
-            now_stages = trainable_stages_at(cfg.model, step)
-            if now_stages != stages:
-                stages = now_stages
-                set_trainable(model, cfg.model, stages)
-                net = wrap()  # DDP fixes its parameter set at construction
-                if metrics_log:
-                    metrics_log.write({"step": step, "event": "unfreeze", "trainable_stages": stages})
-            t_step = time.time()
-            images, targets = next(it)
-            losses = train_step(net, images, targets, optimizer, scaler, device, dtype,
-                                cfg.solver.clip_grad_norm, step,
-                                all_reduce=D.all_reduce_mean if dinfo.enabled else None)
-            scheduler.step()
-            step += 1
-            window.append(time.time() - t_step)
-            train_time += window[-1]
-            first_loss = losses["loss"] if first_loss is None else first_loss
-            last_loss = losses["loss"]
-            lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
-            pbar.set_postfix(loss=f"{losses['loss']:.3f}", lr=f"{lrs['heads']:.2g}",
-                             its=f"{len(window) / sum(window):.2f}")
-            pbar.update(1)
-            if step % cfg.log.log_every == 0 or step == cfg.solver.max_iters:
-                if dinfo.enabled:
-                    keys = sorted(losses)
-                    avg = D.all_reduce_mean(torch.tensor([losses[k] for k in keys], device=device))
-                    losses = dict(zip(keys, avg.tolist(), strict=True))
-                if dinfo.is_main:
-                    rec = {"step": step, **{k: round(v, 6) for k, v in losses.items()},
-                           **{f"lr_{k}": v for k, v in lrs.items()}, "trainable_stages": stages,
-                           "s_per_it": round(sum(window) / len(window), 4), "time": round(time.time() - t0, 2)}
-                    metrics_log.write(rec)
-                    for k, v in losses.items():
-                        tb.add_scalar(f"train/{k}", v, step)
-                    for k, v in lrs.items():
-                        tb.add_scalar(f"lr/{k}", v, step)
-                window = []
-            do_eval = (cfg.log.eval_every and step % cfg.log.eval_every == 0) or step == cfg.solver.max_iters
-            if do_eval and val_loader is not None:
-                last_metrics = validate(model, val_loader, gt, device, dtype, tb, step, cfg.log.tb_images)
-                head = headline(last_metrics)
-                if head is not None:
-                    metrics_log.write({"step": step, "event": "eval", head[0]: head[1],
-                                       "train_time": round(train_time, 2), "wall": round(time.time() - t0, 2),
-                                       **last_metrics})
-                    plot_run(out)
-                    if best is None or head[1] > best["value"]:
-                        best = {"metric": head[0], "value": head[1], "step": step}
-                        checkpoint(best_pt, last_metrics, gather=False)
-            if do_eval:
-                D.barrier()
-            if step % cfg.log.checkpoint_every == 0 or step == cfg.solver.max_iters:
-                checkpoint(last_pt, last_metrics)
+        train(state, loader, hooks, cfg.solver.clip_grad_norm,
+              all_reduce=distributed.all_reduce_mean if dinfo.enabled else None, progress=dinfo.is_main)
     except TrainingDiverged as e:
-        pbar.close()
+        last_pt = out / "last.pt"
         good = load_checkpoint(last_pt)["step"] if last_pt.exists() else None
         kept = f"last good checkpoint {last_pt} (step {good})" if good is not None else "no checkpoint written yet"
         print(f"error: training diverged: {e}; {kept}; try a lower solver.lr or longer solver.warmup_iters")
         return 3
-    finally:
-        pbar.close()
-        if tb is not None:
-            tb.close()
     if val_loader is None and dinfo.is_main:
-        checkpoint(best_pt, gather=False)  # no validation set: the final weights are the best we know
-    D.cleanup()
+        checkpointer.save(out / "best.pt", state, gather=False)  # no validation: the final weights are the best we know
+    distributed.cleanup()
     if dinfo.is_main:
-        done = step - start_step
-        spi = (time.time() - t0) / max(1, done)
-        head = headline(last_metrics)
-        val = f"; val {head[0]} {head[1]:.3f}" if head else ("; no validation set" if val_loader is None else
-                                                            "; validation had no scorable instances")
-        best_s = f" (best {best['metric']} {best['value']:.3f} at step {best['step']})" if best else ""
-        loss_s = f"loss {first_loss:.3f} -> {last_loss:.3f}" if first_loss is not None else "no steps run"
-        atomic_write_json(out / "summary.json", {
-            "step": step, "max_iters": cfg.solver.max_iters, "steps_this_session": done,
-            "s_per_it": round(spi, 4), "train_time": round(train_time, 2), "world_size": dinfo.world_size, "device": str(device),
-            "first_loss": first_loss, "last_loss": last_loss, "final_metrics": last_metrics, "best": best,
-            "init": init_info}, indent=2)
-        print(f"trained {done} steps ({step}/{cfg.solver.max_iters}) in {time.time() - t0:.0f} s "
-              f"({spi:.2f} s/it, {dinfo.world_size} process(es), {device}); {loss_s}{val}; "
-              f"checkpoints in {out}{best_s}")
+        write_summary(out, cfg, state, start_step, time.time() - t0, dinfo, init_info, val_loader is not None)
     return 0
+
+
+def write_summary(out: Path, cfg: TrainConfig, state: TrainState, start_step: int, seconds: float,
+                  dinfo: distributed.DistInfo, init_info: dict, validated: bool) -> None:
+    """summary.json (the completion marker make waits for) and the closing line."""
+    done = state.step - start_step
+    spi = seconds / max(1, done)
+    head = headline(state.last_metrics)
+    val = f"; val {head[0]} {head[1]:.3f}" if head else ("; no validation set" if not validated else
+                                                        "; validation had no scorable instances")
+    best = state.best
+    best_s = f" (best {best['metric']} {best['value']:.3f} at step {best['step']})" if best else ""
+    loss_s = f"loss {state.first_loss:.3f} -> {state.last_loss:.3f}" if state.first_loss is not None else "no steps run"
+    atomic_write_json(out / "summary.json", {
+        "step": state.step, "max_iters": cfg.solver.max_iters, "steps_this_session": done,
+        "s_per_it": round(spi, 4), "train_time": round(state.train_time, 2), "world_size": dinfo.world_size,
+        "device": str(state.device), "first_loss": state.first_loss, "last_loss": state.last_loss,
+        "final_metrics": state.last_metrics, "best": best, "init": init_info}, indent=2)
+    print(f"trained {done} steps ({state.step}/{cfg.solver.max_iters}) in {seconds:.0f} s "
+          f"({spi:.2f} s/it, {dinfo.world_size} process(es), {state.device}); {loss_s}{val}; "
+          f"checkpoints in {out}{best_s}")
 
 
 if __name__ == "__main__":

@@ -201,7 +201,9 @@ def test_resume_reproduces_the_uninterrupted_run(data, tmp_path, monkeypatch):
     args = ["--config", str(cfg), "--data", str(data), "--max-iters", "4"]
     assert train_mod.main(args + ["--out", str(tmp_path / "a")]) == 0
 
-    real_step = train_mod.train_step
+    import pipeline.trainer as loop
+
+    real_step = loop.train_step
     calls = []
 
     def killed_at_step_3(*a, **k):
@@ -210,12 +212,12 @@ def test_resume_reproduces_the_uninterrupted_run(data, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # like Ctrl-C / a kill during step 3 (last.pt is from step 2)
         return real_step(*a, **k)
 
-    monkeypatch.setattr(train_mod, "train_step", killed_at_step_3)
+    monkeypatch.setattr(loop, "train_step", killed_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         train_mod.main(args + ["--out", str(tmp_path / "b")])
     assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 2
     assert not (tmp_path / "b" / "summary.json").exists()
-    monkeypatch.setattr(train_mod, "train_step", real_step)
+    monkeypatch.setattr(loop, "train_step", real_step)
     assert train_mod.main(args + ["--out", str(tmp_path / "b"), "--resume"]) == 0
 
     a, b = records(tmp_path / "a"), records(tmp_path / "b")

@@ -1,0 +1,189 @@
+"""The periodic work of a training run, one hook each (pipeline/trainer.py runs them in order):
+
+- Unfreeze: trainable backbone stages on the model.unfreeze_every schedule.
+- MetricsWriter: loss terms, learning rates and step time to metrics.jsonl and TensorBoard.
+- Validation: COCO AP on the validation set, its record, RUN/curve.png and best.pt.
+- PeriodicCheckpoint: last.pt, which --resume reads.
+
+Only rank 0 writes files; collective work (checkpoint RNG gathering, barriers, loss
+averaging) runs on every rank.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import distributed
+from pipeline.checkpoint import Checkpointer
+from pipeline.coco_eval import GroundTruth
+from pipeline.common import UserError, atomic_write_text
+from pipeline.curves import plot_run
+from pipeline.engine import coco_metrics, predict
+from pipeline.model import ModelConfig, set_trainable, trainable_stages_at
+from pipeline.trainer import Hook, TrainState
+
+BEST_METRIC = ("segm", "AP")  # falls back to bbox AP on box-only validation sets
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per logged step or evaluation. On resume, records after
+    the checkpoint's step are dropped so the file matches the run being continued."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        if resume_step is not None and path.exists():
+            keep = [ln for ln in path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+        elif resume_step is None:
+            atomic_write_text(path, "")
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+
+class Unfreeze(Hook):
+    """Sets the trainable stages for the current step; DDP is re-wrapped on a change because it
+    fixes its parameter set at construction."""
+
+    def __init__(self, model_cfg: ModelConfig, wrap: Callable, log: MetricsLog | None):
+        self.cfg, self.wrap, self.log = model_cfg, wrap, log
+        self.stages: int | None = None
+
+    def before_train(self, state: TrainState) -> None:
+        self.stages = trainable_stages_at(self.cfg, state.step)
+        set_trainable(state.model, self.cfg, self.stages)
+        state.net = self.wrap(state.model)
+        state.model.train()
+
+    def before_step(self, state: TrainState) -> None:
+        stages = trainable_stages_at(self.cfg, state.step)
+        if stages == self.stages:
+            return
+        self.stages = stages
+        set_trainable(state.model, self.cfg, stages)
+        state.net = self.wrap(state.model)
+        if self.log:
+            self.log.write({"step": state.step, "event": "unfreeze", "trainable_stages": stages})
+
+
+class MetricsWriter(Hook):
+    """Every `every` steps (and the last): the loss terms averaged across ranks, lrs, s/it."""
+
+    def __init__(self, every: int, log: MetricsLog | None, tb, dist: distributed.DistInfo,
+                 stages: Unfreeze):
+        self.every, self.log, self.tb, self.dist, self.stages = every, log, tb, dist, stages
+        self.window: list[float] = []
+        self.t0 = time.time()
+
+    def after_step(self, state: TrainState) -> None:
+        self.window.append(state.step_seconds)
+        if state.step % self.every and state.step != state.max_iters:
+            return
+        losses = state.losses
+        if self.dist.enabled:
+            keys = sorted(losses)
+            avg = distributed.all_reduce_mean(torch.tensor([losses[k] for k in keys], device=state.device))
+            losses = dict(zip(keys, avg.tolist(), strict=True))
+        if self.dist.is_main:
+            lrs = state.lrs()
+            self.log.write({"step": state.step, **{k: round(v, 6) for k, v in losses.items()},
+                            **{f"lr_{k}": v for k, v in lrs.items()}, "trainable_stages": self.stages.stages,
+                            "s_per_it": round(sum(self.window) / len(self.window), 4),
+                            "time": round(time.time() - self.t0, 2)})
+            for k, v in losses.items():
+                self.tb.add_scalar(f"train/{k}", v, state.step)
+            for k, v in lrs.items():
+                self.tb.add_scalar(f"lr/{k}", v, state.step)
+        self.window = []
+
+    def after_train(self, state: TrainState) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class Validation(Hook):
+    """Every `every` steps (and the last) on rank 0: COCO metrics on the validation set, an
+    eval record, the redrawn curve, and best.pt when the headline metric improves. Other
+    ranks wait at a barrier so no rank runs ahead into the next collective."""
+
+    def __init__(self, every: int, loader, gt: GroundTruth | None, out: Path, log: MetricsLog | None, tb,
+                 tb_images: int, checkpointer: Checkpointer):
+        self.every, self.loader, self.gt, self.out, self.log = every, loader, gt, out, log
+        self.tb, self.tb_images, self.checkpointer = tb, tb_images, checkpointer
+        self.t0 = time.time()
+
+    def after_step(self, state: TrainState) -> None:
+        if not ((self.every and state.step % self.every == 0) or state.step == state.max_iters):
+            return
+        if self.loader is not None:
+            state.last_metrics = self.validate(state)
+            head = headline(state.last_metrics)
+            if head is not None:
+                self.log.write({"step": state.step, "event": "eval", head[0]: head[1],
+                                "train_time": round(state.train_time, 2), "wall": round(time.time() - self.t0, 2),
+                                **state.last_metrics})
+                plot_run(self.out)
+                if state.best is None or head[1] > state.best["value"]:
+                    state.best = {"metric": head[0], "value": head[1], "step": state.step}
+                    self.checkpointer.save(self.out / "best.pt", state, state.last_metrics, gather=False)
+        distributed.barrier()
+
+    def validate(self, state: TrainState) -> dict | None:
+        results, kept = predict(state.model, self.loader, state.device, state.dtype, keep_outputs=self.tb_images)
+        try:
+            metrics = coco_metrics(self.gt, results)
+        except UserError as e:  # e.g. a validation split holding only negatives
+            warnings.warn(f"validation at step {state.step} skipped: {e}", stacklevel=2)
+            return None
+        if self.tb is not None:
+            for iou_type, m in metrics.items():
+                for k in ("AP", "AP50", "AP75"):
+                    if m.get(k) is not None:
+                        self.tb.add_scalar(f"val_{iou_type}/{k}", m[k], state.step)
+                for cls, ap in m["per_class"].items():
+                    if ap is not None:
+                        self.tb.add_scalar(f"val_{iou_type}/AP_{cls}", ap, state.step)
+            log_images(self.tb, kept, state.step)
+        return metrics
+
+
+class PeriodicCheckpoint(Hook):
+    """last.pt every `every` steps and at the last step (on every rank: it gathers RNG state)."""
+
+    def __init__(self, every: int, path: Path, checkpointer: Checkpointer):
+        self.every, self.path, self.checkpointer = every, path, checkpointer
+
+    def after_step(self, state: TrainState) -> None:
+        if state.step % self.every == 0 or state.step == state.max_iters:
+            self.checkpointer.save(self.path, state, state.last_metrics)
+
+
+def headline(metrics: dict | None) -> tuple[str, float] | None:
+    """(name, value) of the metric best.pt is chosen by."""
+    if not metrics:
+        return None
+    iou_type = BEST_METRIC[0] if BEST_METRIC[0] in metrics else "bbox"
+    value = metrics[iou_type].get(BEST_METRIC[1])
+    return (f"{iou_type}_{BEST_METRIC[1]}", float(value if value is not None else 0.0))
+
+
+def log_images(tb, kept: list[tuple], step: int) -> None:
+    from pipeline.draw import draw_detections
+
+    for i, (im, o) in enumerate(kept):
+        rgb = (im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        keep = o["scores"] >= 0.5
+        masks = (o["masks"][keep, 0] > 0.5).numpy() if "masks" in o else None
+        drawn = draw_detections(rgb, o["boxes"][keep].numpy(), o["labels"][keep].numpy(),
+                                o["scores"][keep].numpy(), masks)
+        tb.add_image(f"val/predictions_{i}", drawn, step, dataformats="HWC")
