@@ -84,7 +84,7 @@ def bench_preset(cfg: RenderJobConfig, n_frames: int, workdir: Path) -> dict:
             t4, c4 = time.perf_counter(), cpu_s()
             writer.write_image(workdir, i, rgb)
             writer.write_part(workdir, i, writer.image_record(i, rgb.shape[1], rgb.shape[0]), anns,
-                              {"plan": state["plan"]})
+                              {"plan": state["plan"].to_dict()})
             t5, c5 = time.perf_counter(), cpu_s()
             if not bare_first:
                 cb = cpu_s()

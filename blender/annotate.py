@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from pipeline.rle import encode as rle_encode
 
 # Rasterisation works on chunks of candidate pixels to bound memory for huge triangles.
 _CHUNK_PIXELS = 1 << 21
@@ -65,18 +66,6 @@ class Silhouette:
 
 
 # ---------------------------------------------------------------- visible masks
-
-def rle_encode(mask: np.ndarray) -> dict:
-    """Bool (H, W) mask -> COCO compressed RLE with `counts` as str (JSON-able)."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
-
-
-def rle_decode(rle: dict) -> np.ndarray:
-    counts = rle["counts"]
-    return mask_utils.decode({"size": rle["size"],
-                              "counts": counts.encode("ascii") if isinstance(counts, str) else counts}).astype(bool)
-
 
 def mask_bbox(mask: np.ndarray) -> list[int]:
     """Tight [x, y, w, h] in whole pixels of a non-empty bool mask."""

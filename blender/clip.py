@@ -38,19 +38,15 @@ from pipeline.common import (
     load_config,
     run_cli,
 )
+from pipeline.mot import coco_to_mot_rows
 
 # ---------------------------------------------------------------- MOT files
 
 
 def mot_lines(coco: dict) -> list[str]:
-    frame_of = {im["id"]: im["frame_index"] for im in coco["images"]}
-    rows = []
-    for a in coco["annotations"]:
-        x, y, w, h = a["bbox"]
-        rows.append((frame_of[a["image_id"]] + 1, a["track_id"], x, y, w, h, 0 if a["iscrowd"] else 1,
-                     a["category_id"], a["visibility"]))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return [f"{f},{t},{x},{y},{w},{h},{flag},{c},{v:.4f}" for f, t, x, y, w, h, flag, c, v in rows]
+    """gt/gt.txt lines (MOTChallenge: frame, id, box, flag, class, visibility)."""
+    return [f"{int(f)},{int(t)},{x:g},{y:g},{w:g},{h:g},{int(flag)},{int(c)},{v:.4f}"
+            for f, t, x, y, w, h, flag, c, v in coco_to_mot_rows(coco)]
 
 
 def seqinfo(name: str, fps: float, n: int, width: int, height: int) -> str:

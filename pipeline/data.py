@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from pycocotools import mask as mask_utils
 
+from pipeline import rle
 from pipeline.common import CATEGORIES, UserError, read_json, remap_categories
 
 BOX_TOLERANCE = 1.0  # px a box may poke outside the image (rounding in foreign exporters)
@@ -54,22 +54,6 @@ def resolve_dataset(root: str | Path, ann_file: str | Path | None = None) -> tup
     raw = read_json(ann, "COCO annotation file")
     images = raw.get("images") if isinstance(raw, dict) else None
     return image_base(root, images if isinstance(images, list) else []), ann
-
-
-def segmentation_to_mask(seg: Any, h: int, w: int) -> np.ndarray:
-    """COCO polygon list / uncompressed RLE / compressed RLE -> uint8 HxW mask."""
-    if isinstance(seg, list):
-        if not seg:
-            return np.zeros((h, w), np.uint8)
-        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-    elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
-        rle = mask_utils.frPyObjects(seg, h, w)
-    elif isinstance(seg, dict) and isinstance(seg.get("counts"), str | bytes):
-        counts = seg["counts"]
-        rle = {"size": seg["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    else:
-        raise ValueError(f"unsupported segmentation of type {type(seg).__name__}")
-    return mask_utils.decode(rle).astype(np.uint8)
 
 
 def check_record(img: dict, anns: list[dict], cat_ids: set[int], images_dir: Path
@@ -238,7 +222,7 @@ class CocoDetection(torch.utils.data.Dataset):
         masks = np.zeros((len(anns), h, w), np.uint8)
         for i, a in enumerate(anns):
             try:
-                masks[i] = segmentation_to_mask(a["segmentation"], h, w)
+                masks[i] = rle.decode(a["segmentation"], h, w)
             except Exception as e:
                 raise UserError(f"{self.ann_file}: annotation id {a.get('id')}: bad segmentation ({e})") from None
         labels = np.array([a["category_id"] for a in anns], np.int64)

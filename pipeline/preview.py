@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import rle
 from pipeline.common import (
     CATEGORIES,
     CLASS_NAMES,
@@ -27,7 +28,7 @@ from pipeline.common import (
     read_json,
     run_cli,
 )
-from pipeline.data import image_base, segmentation_to_mask
+from pipeline.data import image_base
 from pipeline.draw import contact_sheet, draw_detections, load_rgb, save_rgb
 
 VIS_BINS = np.linspace(0.0, 1.0, 11)
@@ -159,7 +160,7 @@ def draw_sample(images_dir: Path, image: dict, anns: list[dict]) -> np.ndarray:
         sel = [a for a in anns if int(a.get("iscrowd", 0)) == crowd]
         if not sel:
             continue
-        masks = np.stack([segmentation_to_mask(a["segmentation"], h, w) for a in sel]).astype(bool)
+        masks = np.stack([rle.decode(a["segmentation"], h, w) for a in sel]).astype(bool)
         boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in sel]
         names = CLASS_NAMES if not crowd else [n + " (ignored)" for n in CLASS_NAMES]
         rgb = draw_detections(rgb, boxes, [a["category_id"] for a in sel], masks=masks,

@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 import yaml
 
+from pipeline import rle
 from pipeline.common import CATEGORIES, UserError, atomic_write_text, parse_class_map, run_cli
-from pipeline.data import CocoDetection, segmentation_to_mask, split_ids
+from pipeline.data import CocoDetection, split_ids
 
 # YOLO class = COCO category id - 1 (CATEGORIES ids are 1..N in order)
 NAMES = {c["id"] - 1: c["name"] for c in CATEGORIES}
@@ -69,7 +70,7 @@ def label_lines(anns: list[dict], h: int, w: int) -> tuple[list[str], Counter]:
         if a.get("iscrowd"):
             counts["crowd"] += 1
             continue
-        poly = mask_to_polygon(segmentation_to_mask(a["segmentation"], h, w))
+        poly = mask_to_polygon(rle.decode(a["segmentation"], h, w))
         if poly is None:
             counts["too_small"] += 1
             continue

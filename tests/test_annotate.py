@@ -15,12 +15,12 @@ from blender.annotate import (
     mask_bbox,
     project_triangles,
     rasterize_triangles,
-    rle_decode,
-    rle_encode,
     silhouette,
 )
 from blender.plan.scene_plan import Post
 from blender.post import apply_post, motion_blur_kernel
+from pipeline.rle import decode as rle_decode
+from pipeline.rle import encode as rle_encode
 
 # world (x, y, z) -> pixel (x, y): an orthographic "camera" that makes geometry easy to reason about
 P_IDENTITY = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])

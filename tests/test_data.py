@@ -18,9 +18,9 @@ from pipeline.data import (
     StepSampler,
     collate_fn,
     masks_to_boxes,
-    segmentation_to_mask,
     split_ids,
 )
+from pipeline.rle import decode as segmentation_to_mask
 from pipeline.transforms import Augment, resolved_ops
 
 

@@ -10,7 +10,8 @@ from helpers_coco import compressed_rle, load_coco, make_coco_set, save_coco, ti
 
 from pipeline import cli, yolo
 from pipeline.common import UserError
-from pipeline.data import segmentation_to_mask, split_ids
+from pipeline.data import split_ids
+from pipeline.rle import decode as segmentation_to_mask
 
 H, W = 96, 128
 

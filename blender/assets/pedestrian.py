@@ -15,8 +15,8 @@ import numpy as np
 
 from blender.materials import Materials
 from blender.meshes import MeshBuilder, add_object, rot_z
-from blender.plan.human_library import load_human_index
 from blender.plan.scene_plan import Person
+from pipeline.humans import load_human_index
 
 _INDEX_CACHE: dict[tuple[str, float], dict[str, dict]] = {}
 

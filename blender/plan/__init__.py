@@ -10,9 +10,11 @@ motion         a plan over time, for clips
 geometry       footprints, pallet-jack dimensions, camera math (shared with the view)
 """
 
-from blender.plan.human_library import load_human_index
 from blender.plan.planner import plan_scene
 from blender.plan.scene_config import SceneConfig
 from blender.plan.scene_plan import PLAN_VERSION, ScenePlan
+from pipeline.humans import (
+    load_human_index,  # the one reader of the library index (torch-free at import)
+)
 
 __all__ = ["PLAN_VERSION", "SceneConfig", "ScenePlan", "load_human_index", "plan_scene"]
