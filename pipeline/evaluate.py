@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from tqdm import tqdm
 
 from pipeline.coco_eval import (
@@ -55,6 +55,7 @@ from pipeline.report import (
     save_image_grid,
     write_report,
 )
+from pipeline.slices import VISIBILITY_EDGES, camera_of_images, evaluate_slices
 
 
 class EvalConfig(InferenceSettings):
@@ -71,6 +72,15 @@ class EvalConfig(InferenceSettings):
     tile_width: int = Field(960, ge=64)   # px per ground truth | prediction pair in the grid
     ann_file: str | None = None           # default DATA/annotations.json (images in DATA/images or DATA)
     class_map: list[str] = []             # foreign=ours pairs; --class-map adds to these
+    slices: bool = True                   # box AP by visibility, truncation, size and camera (metrics.json `slices`)
+    visibility_bands: list[float] = Field(list(VISIBILITY_EDGES), min_length=2)  # band edges, ascending
+
+    @field_validator("visibility_bands")
+    @classmethod
+    def _ascending(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v[:-1], v[1:], strict=True)):
+            raise ValueError("visibility_bands must be strictly ascending edges, e.g. [0.15, 0.4, 0.7, 1.0]")
+        return v
 
 
 class _Images(torch.utils.data.Dataset):
@@ -282,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored = evaluate_coco(gt, results, iou_types)
     cm, matches = confusion_matrix(gt, results, cfg.score_threshold, 0.5)
     best, worst = _best_worst(matches, cfg.num_best_worst)
+    slices = None
+    if cfg.slices:
+        cameras, camera_source = camera_of_images(gt, ann_file)
+        slices = evaluate_slices(gt, results, scored["bbox"], cameras, camera_source, cfg.visibility_bands)
     anns = gt.coco["annotations"]
     metrics = {
         "checkpoint": _checkpoint_summary(ckpt_path, ckpt, sha),
@@ -313,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "per_image": [{"image_id": m.image_id, "tp": m.tp, "fp": m.fp, "fn": m.fn, "f1": m.f1}
                       for m in matches],
         "best_worst": {"best": best, "worst": worst},
+        **({"slices": slices} if slices is not None else {}),
         "eval_config": config_to_dict(cfg),
         "fingerprint": fingerprint,
         "predictions_sha256": sha256_file(out / "predictions.json"),

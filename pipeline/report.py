@@ -137,6 +137,48 @@ def _describe_init(init) -> str:
     return str(init)
 
 
+_SLICE_GROUPS = (("visibility", "visibility (visible fraction)"), ("truncation", "truncated at the border"),
+                 ("size", "object size (COCO)"), ("camera", "camera kind"), ("camera_height", "camera height"))
+
+
+def _slices_section(slices: dict | None, classes: Sequence[str]) -> list[str]:
+    """Box AP per slice: one table, a row per slice, how each group was scored below it."""
+    if not slices:
+        return []
+    header = ["group", "slice", "images", "GT", "AP", "AP50"]
+    for name in classes:
+        header += [f"{name} AP", f"{name} AP50", f"{name} GT"]
+    rows, notes = [], []
+    for key, label in _SLICE_GROUPS:
+        group = slices.get(key)
+        if not group:
+            continue
+        if "skipped" in group:
+            notes.append(f"- {label}: not sliced, {group['skipped']}.")
+            continue
+        for sl in group["slices"]:
+            row = [label, sl["name"], sl["num_images"], sl["num_gt"], sl["AP"], sl["AP50"]]
+            for name in classes:
+                pc = sl["per_class"].get(name, {})
+                row += [pc.get("AP"), pc.get("AP50"), pc.get("num_gt", 0)]
+            rows.append(row)
+        extra = []
+        for k, what in (("num_gt_outside_bands", "instances outside every band"),
+                        ("num_gt_without_visibility", "instances without visibility"),
+                        ("num_gt_without_truncated", "instances without truncated"),
+                        ("num_images_unknown", "images of unknown camera")):
+            if group.get(k):
+                extra.append(f"{group[k]} {what}")
+        source = f" (from {group['source']})" if group.get("source") else ""
+        notes.append(f"- {label}: {group['method']}{source}" + (f"; {', '.join(extra)}" if extra else "") + ".")
+    out = ["## Box AP by slice", ""]
+    if rows:
+        out += [_table(header, rows), ""]
+    out += ["GT: scorable ground truth instances in the slice (crowd regions never count); `n/a`: no "
+            "ground truth of that class in the slice.", "", *notes, ""]
+    return out
+
+
 def render_report(metrics: dict, plots: dict[str, str]) -> str:
     """metrics.json content + {plot kind: file name relative to the report} -> markdown."""
     ck = metrics.get("checkpoint", {})
@@ -195,6 +237,8 @@ def render_report(metrics: dict, plots: dict[str, str]) -> str:
         rows = [[n, *(metrics["segm"]["f1_optimal"].get(n, {}).get(k)
                       for k in ("threshold", "f1", "precision", "recall"))] for n in classes]
         out += [_table(["class", "best F1 thr (segm)", "F1", "precision", "recall"], rows), ""]
+
+    out += _slices_section(metrics.get("slices"), classes)
 
     if "pr_curves" in plots:
         out += ["## Precision-recall curves", "", f"![precision-recall curves]({plots['pr_curves']})", ""]
