@@ -30,6 +30,8 @@ else
 endif
 MAIN_SFX := $(if $(filter cpu,$(PROFILE)),_cpu,$(SFX))
 
+# A config file and the _BASE_ files it inherits from: a target is rebuilt when any of them changes.
+config_chain = $(1) $(foreach b,$(shell sed -n 's/^_BASE_: *\([^ #]*\).*/\1/p' $(1) 2>/dev/null),$(call config_chain,$(dir $(1))$(b)))
 RENDER_CONFIG ?= configs/render$(MAIN_SFX).yaml
 TRAIN_CONFIG  ?= configs/train$(MAIN_SFX).yaml
 EVAL_CONFIG   ?= configs/eval$(SFX).yaml
@@ -103,11 +105,11 @@ $(HUMANS)/index.json: $(STAMP) pipeline/humans.py
 
 # ---------------------------------------------------------------- render
 render: $(DATA)/annotations.json
-$(DATA)/annotations.json: $(RENDER_CONFIG) $(HUMANS)/index.json
+$(DATA)/annotations.json: $(call config_chain,$(RENDER_CONFIG)) $(HUMANS)/index.json
 	$(PY) -m blender.render --config $(RENDER_CONFIG) --out $(DATA) humans_dir=$(HUMANS) $(ARGS)
 
 render-test: $(TEST_DATA)/annotations.json
-$(TEST_DATA)/annotations.json: $(RENDER_CONFIG) $(HUMANS)/index.json
+$(TEST_DATA)/annotations.json: $(call config_chain,$(RENDER_CONFIG)) $(HUMANS)/index.json
 	$(PY) -m blender.render --config $(RENDER_CONFIG) --out $(TEST_DATA) --seed $(TEST_SEED) \
 	    --num-images $(TEST_N) humans_dir=$(HUMANS) $(ARGS)
 
@@ -116,7 +118,7 @@ $(PREVIEW)/stats.json: $(DATA)/annotations.json
 	$(PY) -m pipeline.preview --data $(DATA) --out $(PREVIEW) $(ARGS) $(OUTDATE_ON_FAILURE)
 
 preview-aug: $(RUN)/preview_aug.png
-$(RUN)/preview_aug.png: $(DATA)/annotations.json $(TRAIN_CONFIG)
+$(RUN)/preview_aug.png: $(DATA)/annotations.json $(call config_chain,$(TRAIN_CONFIG))
 	$(PY) -m pipeline.preview_aug --config $(TRAIN_CONFIG) --data $(DATA) --out $@ $(ARGS)
 
 # Crowd regions are left out (YOLO has no ignore regions); ARGS="--val $(TEST_DATA)" for a
@@ -129,7 +131,7 @@ $(YOLO)/data.yaml: $(DATA)/annotations.json
 # summary.json is written only when training reaches max_iters (best.pt appears at the first
 # validation), so a killed run is not mistaken for a finished one and resumes from last.pt.
 train: $(RUN)/summary.json
-$(RUN)/summary.json: $(DATA)/annotations.json $(TRAIN_CONFIG)
+$(RUN)/summary.json: $(DATA)/annotations.json $(call config_chain,$(TRAIN_CONFIG))
 	$(PY) -m pipeline.train --config $(TRAIN_CONFIG) --data $(DATA) --out $(RUN) \
 	    $(if $(wildcard $(RUN)/last.pt),--resume) $(ARGS)
 
@@ -143,12 +145,12 @@ compare:
 
 # ---------------------------------------------------------------- video
 clip: $(CLIP)/annotations.json
-$(CLIP)/annotations.json: $(CLIP_CONFIG) $(HUMANS)/index.json
+$(CLIP)/annotations.json: $(call config_chain,$(CLIP_CONFIG)) $(HUMANS)/index.json
 	$(PY) -m blender.clip --config $(CLIP_CONFIG) --out $(CLIP) humans_dir=$(HUMANS) $(ARGS)
 
 # With no SOURCE the ground-truth clip is rendered first and scored.
 video: $(VIDEO_OUT)
-$(VIDEO_OUT): $(VIDEO_DEP) $(CKPT_DEP) $(VIDEO_CONFIG)
+$(VIDEO_OUT): $(VIDEO_DEP) $(CKPT_DEP) $(call config_chain,$(VIDEO_CONFIG))
 	$(PY) -m pipeline.video --config $(VIDEO_CONFIG) --checkpoint $(CKPT) --source $(SOURCE) \
 	    --out $(VIDEO_OUT) $(ARGS) $(OUTDATE_ON_FAILURE)
 

@@ -138,7 +138,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+def apply_overrides(data: dict, overrides: Sequence[str], origins: dict | None = None) -> dict:
+    """Set each `key=value` in `data`; `origins` (if given) records which override set each key."""
     for item in overrides:
         keys, value = parse_override(item)
         node = data
@@ -150,7 +151,65 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
                 raise UserError(f"override {item!r}: {k!r} is not a section")
             node = nxt
         node[keys[-1]] = value
+        if origins is not None:
+            origins[tuple(keys)] = f"command-line override {item!r}"
     return data
+
+
+BASE_KEY = "_BASE_"
+
+
+def _read_yaml_mapping(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: expected a mapping of config keys at the top level")
+    return loaded
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """`top` over `base`: sections merge key by key, anything else (lists too) is replaced."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _leaves(data: dict, prefix: tuple = ()):
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,)
+
+
+def read_config_file(path: Path, origins: dict, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML config with its `_BASE_` chain resolved (detectron2's inheritance: the base path is
+    relative to the file naming it; this file's keys override the base's, section by section).
+    `origins` records, per key path, the file that set it."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve()))
+        raise UserError(f"{path}: {BASE_KEY} loops back on itself ({chain})")
+    data = _read_yaml_mapping(path)
+    base_name = data.pop(BASE_KEY, None)
+    merged: dict = {}
+    if base_name is not None:
+        if not isinstance(base_name, str) or not base_name:
+            raise UserError(f"{path}: {BASE_KEY}: expected the path of a base config file, got {base_name!r}")
+        base = path.parent / base_name
+        if not base.is_file():
+            raise UserError(f"{path}: {BASE_KEY}: base config {base} not found")
+        merged = read_config_file(base, origins, (*_seen, path.resolve()))
+    for key in _leaves(data):
+        origins[key] = str(path)
+    return _merge(merged, data)
 
 
 def _field_names(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
@@ -185,28 +244,25 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
     return msg + (f" [+{more} more]" if more > 0 else "")
 
 
+def _origin(origins: dict, loc: Sequence[Any], default: str) -> str:
+    """The file or override that set the key at `loc` (or its nearest enclosing section)."""
+    for n in range(len(loc), 0, -1):
+        if tuple(loc[:n]) in origins:
+            return origins[tuple(loc[:n])]
+    return default
+
+
 def load_config(path: str | Path | None, schema: type[M], overrides: Sequence[str] = ()) -> M:
-    """YAML file + `key=value` overrides -> validated schema instance; errors name file and field."""
-    data: dict = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise UserError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise UserError(f"{path}: expected a mapping of config keys at the top level")
-        data = loaded
-    data = apply_overrides(data, overrides)
+    """YAML file (with its `_BASE_` chain) + `key=value` overrides -> validated schema instance.
+    Errors name the field and where its value came from: the file, or the command-line override."""
+    origins: dict[tuple, str] = {}
+    data = read_config_file(Path(path), origins) if path is not None else {}
+    data = apply_overrides(data, overrides, origins)
     try:
         return schema.model_validate(data)
     except ValidationError as e:
+        loc = e.errors()[0]["loc"]
+        source = _origin(origins, [str(p) for p in loc], str(path) if path is not None else "config")
         raise UserError(format_validation_error(e, source, schema)) from None
 
 

@@ -59,6 +59,63 @@ def test_wrong_type_and_range_name_the_field(tmp_path):
         load_config(None, Cfg, ["solver.lr=-1"])
 
 
+def test_errors_say_whether_the_value_came_from_the_file_or_the_command_line(tmp_path):
+    cfg = write(tmp_path / "c.yaml", "solver:\n  lr: 0.02\n")
+    with pytest.raises(UserError) as e:
+        load_config(cfg, Cfg, ["solver.lr=-1"])
+    assert str(e.value).startswith("command-line override 'solver.lr=-1': solver.lr: ")
+    with pytest.raises(UserError) as e:
+        load_config(cfg, Cfg, ["solver.lrr=1"])
+    assert str(e.value).startswith("command-line override 'solver.lrr=1': unknown key 'solver.lrr'")
+    with pytest.raises(UserError) as e:  # a bad file value next to a good override: the file is named
+        load_config(write(tmp_path / "d.yaml", "max_iters: ten\n"), Cfg, ["solver.lr=0.1"])
+    assert str(e.value).startswith(f"{tmp_path / 'd.yaml'}: max_iters: ")
+
+
+def test_base_inheritance_merges_sections_and_names_the_file_of_a_bad_value(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "base.yaml", "max_iters: ten\nsolver:\n  lr: 0.5\n  momentum: 0.8\n")
+    write(tmp_path / "sub" / "mid.yaml", "_BASE_: ../base.yaml\nmax_iters: 3\n")
+    top = write(tmp_path / "sub" / "top.yaml", "_BASE_: mid.yaml  # a comment\nsolver:\n  lr: 0.25\n")
+    cfg = load_config(top, Cfg, ["solver.momentum=0.1"])
+    # lr from top, momentum from the command line, max_iters from mid over base's bad value
+    assert (cfg.solver.lr, cfg.solver.momentum, cfg.max_iters) == (0.25, 0.1, 3)
+    assert load_config(tmp_path / "sub" / "mid.yaml", Cfg).solver.lr == 0.5
+    write(tmp_path / "sub" / "mid.yaml", "_BASE_: ../base.yaml\n")
+    with pytest.raises(UserError) as e:  # the bad value is the base's: the base is named
+        load_config(top, Cfg)
+    assert str(e.value).startswith(f"{tmp_path / 'sub' / '..' / 'base.yaml'}: max_iters: ")
+    write(tmp_path / "loop.yaml", "_BASE_: loop2.yaml\n")
+    write(tmp_path / "loop2.yaml", "_BASE_: loop.yaml\n")
+    with pytest.raises(UserError, match="loops back"):
+        load_config(tmp_path / "loop.yaml", Cfg)
+    with pytest.raises(UserError, match=r"_BASE_: base config .*missing\.yaml not found"):
+        load_config(write(tmp_path / "m.yaml", "_BASE_: missing.yaml\n"), Cfg)
+
+
+def test_shipped_variant_configs_inherit_and_only_hold_differences():
+    """*_demo/_cpu configs name their base and add no key whose value equals the base's."""
+    import yaml
+
+    from pipeline.common import read_config_file
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    variants = sorted(p for p in root.glob("*_*.yaml"))
+    assert variants
+    for p in variants:
+        raw = yaml.safe_load(p.read_text())
+        assert "_BASE_" in raw, p
+        base = read_config_file(p.parent / raw.pop("_BASE_"), {})
+
+        def same(a, b, where):
+            for k, v in a.items():
+                if isinstance(v, dict):
+                    same(v, b.get(k, {}), f"{where}{k}.")
+                else:
+                    assert k not in b or b[k] != v, f"{p.name}: {where}{k} repeats its base's value"
+        same(raw, base, "")
+
+
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(UserError, match="config file not found"):
         load_config(tmp_path / "nope.yaml", Cfg)
