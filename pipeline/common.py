@@ -301,7 +301,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     sys.exit(code or 0)
 
 
-# ---------------------------------------------------------------- classes (DESIGN.md "Classes")
+# ---------------------------------------------------------------- classes (docs/DESIGN.md §2)
 
 CATEGORIES: list[dict] = [
     {"id": 1, "name": "pedestrian", "supercategory": "person"},

@@ -34,7 +34,7 @@ def _dataset_files(root: str | Path, ann_file: str | Path | None) -> tuple[Path,
 
 
 def image_base(root: Path, images: list) -> Path:
-    """The folder the records' file_names are relative to: images/ (our writer, DESIGN.md) or
+    """The folder the records' file_names are relative to: images/ (our writer, docs/DESIGN.md §5) or
     the dataset root (`images/x.jpg`, as several exporters write). Whichever holds more of the
     first 50 files wins, so one lookup serves the whole file; with neither, images/ stays the
     answer so a missing file is reported where our layout expects it."""
@@ -49,7 +49,7 @@ def image_base(root: Path, images: list) -> Path:
 
 def resolve_dataset(root: str | Path, ann_file: str | Path | None = None) -> tuple[Path, Path]:
     """(folder the images' file_names are relative to, annotation file) for a dataset folder
-    laid out as in DESIGN.md, or any folder of images with an explicit annotation file."""
+    laid out as in docs/DESIGN.md §5, or any folder of images with an explicit annotation file."""
     root, ann = _dataset_files(root, ann_file)
     raw = read_json(ann, "COCO annotation file")
     images = raw.get("images") if isinstance(raw, dict) else None

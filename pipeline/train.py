@@ -6,7 +6,7 @@
 Wiring only: the loop is pipeline/trainer.py, the periodic work (logging, validation,
 checkpoints, unfreezing) pipeline/hooks.py, checkpoint content and resume pipeline/checkpoint.py.
 Writes RUN_DIR/config.yaml (resolved config), last.pt (every log.checkpoint_every steps),
-best.pt (best validation mask AP), metrics.jsonl and tb/ (DESIGN.md "Runs on disk"), and
+best.pt (best validation mask AP), metrics.jsonl and tb/ (docs/DESIGN.md §7 "Run folder"), and
 summary.json when the run has reached solver.max_iters (a completion marker for make).
 `--resume` continues from last.pt exactly: same step, optimizer, schedule, RNG and data order.
 Multi-GPU: `torchrun --nproc_per_node N -m pipeline.train ...`.

@@ -86,7 +86,7 @@ def gt_detections(root: str | Path) -> dict[int, list[tuple[int, int, list[float
 
 def save_tiny_checkpoint(path: str | Path, min_size: int = 96, max_size: int = 160, max_dets: int = 20,
                          seed: int = 0) -> Path:
-    """A random-init checkpoint laid out as DESIGN.md "Runs on disk", with a tiny test-time size."""
+    """A random-init checkpoint laid out as docs/DESIGN.md §7 "Run folder", with a tiny test-time size."""
     import torch
 
     from pipeline.common import config_to_dict, package_versions

@@ -68,7 +68,7 @@ def tight_bbox(mask: np.ndarray) -> list[float]:
 
 def make_coco_set(dir: str | Path, num_images: int = 6, size: tuple[int, int] = (96, 128),
                   seed: int = 0, objects: tuple[int, int] = (1, 3)) -> Path:
-    """Write DIR/images/*.png + DIR/annotations.json (DESIGN.md layout); return DIR."""
+    """Write DIR/images/*.png + DIR/annotations.json (docs/DESIGN.md §5 layout); return DIR."""
     root = Path(dir)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
