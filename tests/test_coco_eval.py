@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from helpers_coco import load_coco
@@ -16,6 +18,7 @@ from pipeline.coco_eval import (
 )
 from pipeline.common import UserError
 from pipeline.rle import encode as encode_mask
+from pipeline.slices import camera_of_images, evaluate_slices
 
 H, W = 64, 96
 
@@ -276,3 +279,172 @@ def test_rle_round_trip_matches_pycocotools_on_known_geometry():
         rle.decode({"size": [2, 2]})
     with pytest.raises(ValueError, match="needs height and width"):
         rle.decode(poly)
+
+
+# ---------------------------------------------------------------- slices (pipeline/slices.py)
+
+def ap101(hits: list[bool], num_gt: int) -> float:
+    """COCO's 101-point interpolated AP, by its definition, for detections in score order
+    (True = true positive; ignored detections left out)."""
+    tp = np.cumsum(hits)
+    recall = tp / num_gt
+    precision = tp / np.arange(1, len(hits) + 1)
+    r_thrs = np.linspace(0.0, 1.0, 101)
+    return float(np.mean([precision[recall >= r].max() if (recall >= r).any() else 0.0 for r in r_thrs]))
+
+
+# (image, category, x, y, side, visibility, truncated); cameras: image 1, 2 cctv, 3 robot
+SLICE_SCENE = {
+    "A": (1, 1, 5, 5, 20, 0.9, False),
+    "B": (1, 1, 40, 5, 20, 0.3, True),
+    "C": (2, 1, 5, 30, 20, 0.5, False),
+    "D": (2, 1, 40, 30, 20, 0.95, False),
+    "E": (2, 2, 70, 5, 20, 0.8, False),      # the only pallet jack
+    "F": (3, 1, 10, 10, 40, 1.0, False),     # the only medium object (40x40 = 1600 px)
+}
+# B first, then a false detection on the background of image 1, then A, D, E, F; C is missed
+SLICE_PREDS = [("B", 1.0), ((1, 1, 70, 40, 20), 0.95), ("A", 0.9), ("D", 0.9), ("E", 0.9), ("F", 0.9)]
+
+
+def slice_gt(names=tuple(SLICE_SCENE), with_fields: bool = True) -> dict:
+    images = [{"id": i, "file_name": f"{i:06d}.png", "width": W, "height": H} for i in (1, 2, 3)]
+    anns = []
+    for name in names:
+        img, cat, x, y, s, vis, trunc = SLICE_SCENE[name]
+        a = {"id": len(anns) + 1, "image_id": img, "category_id": cat, "iscrowd": 0, "bbox": [x, y, s, s],
+             "area": s * s, "segmentation": encode_mask(square(x, y, s))}
+        if with_fields:
+            a.update(visibility=vis, truncated=trunc)
+        anns.append(a)
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "pedestrian"}, {"id": 2, "name": "pallet_jack"}]}
+
+
+def slice_preds() -> list[dict]:
+    out = []
+    for what, score in SLICE_PREDS:
+        img, cat, x, y, s = SLICE_SCENE[what][:5] if isinstance(what, str) else what
+        out.append(pred(img, cat, x, y, score, s))
+    return out
+
+
+CAMERAS = {1: {"camera": "cctv"}, 2: {"camera": "cctv"}, 3: {"camera": "robot"}}
+
+
+def by_name(group: dict) -> dict:
+    return {s["name"]: s for s in group["slices"]}
+
+
+def test_visibility_slices_ignore_out_of_band_ground_truth():
+    gt = ground_truth_from_dict(slice_gt())
+    preds = slice_preds()
+    s = evaluate_slices(gt, preds, evaluate_coco(gt, preds, ("bbox",))["bbox"], CAMERAS, "test")
+    vis = by_name(s["visibility"])
+    assert list(vis) == ["[0.15, 0.40)", "[0.40, 0.70)", "[0.70, 1.00]"]
+    low, mid, high = vis.values()
+    # low band: only B, detected first -> 1.0; no pallet jack there -> n/a, not 0
+    assert (low["num_gt"], low["AP"], low["AP50"]) == (1, pytest.approx(1.0), pytest.approx(1.0))
+    assert low["per_class"]["pallet_jack"] == {"AP": None, "AP50": None, "num_gt": 0}
+    # mid band: only C, never detected -> 0.0 (the detections of A, B, D, F hit ignored GT)
+    assert (mid["num_gt"], mid["AP"], mid["per_class"]["pedestrian"]["AP"]) == (1, 0.0, 0.0)
+    # high band: A, D, F found; B's detection (ranked first) matches ignored GT and is no FP,
+    # the background detection is: FP, TP, TP, TP -> precision 3/4 at every recall
+    assert high["per_class"]["pedestrian"] == {"AP": pytest.approx(0.75), "AP50": pytest.approx(0.75),
+                                               "num_gt": 3}
+    assert ap101([False, True, True, True], 3) == pytest.approx(0.75)
+    assert high["per_class"]["pallet_jack"] == {"AP": pytest.approx(1.0), "AP50": pytest.approx(1.0),
+                                                "num_gt": 1}
+    assert high["num_gt"] == 4 and high["AP"] == pytest.approx((0.75 + 1.0) / 2)
+    # dropping out-of-band GT instead of ignoring it would make B's detection a false positive
+    dropped = ground_truth_from_dict(slice_gt(("A", "D", "E", "F")))
+    assert evaluate_coco(dropped, preds, ("bbox",))["bbox"].per_class["pedestrian"] == pytest.approx(0.6)
+    assert s["visibility"]["num_gt_outside_bands"] == 0 and s["visibility"]["num_gt_without_visibility"] == 0
+    # the main scorer's shared ground truth is untouched: the overall AP is the same after slicing
+    again = evaluate_coco(gt, preds, ("bbox",))["bbox"].per_class
+    assert again["pedestrian"] == pytest.approx(ap101([True, False, True, True, True], 5))
+
+
+def test_truncation_size_and_camera_slices():
+    gt = ground_truth_from_dict(slice_gt())
+    preds = slice_preds()
+    bbox = evaluate_coco(gt, preds, ("bbox",))["bbox"]
+    s = evaluate_slices(gt, preds, bbox, CAMERAS, "test")
+    trunc = by_name(s["truncation"])
+    assert trunc["truncated"]["num_gt"] == 1 and trunc["truncated"]["AP"] == pytest.approx(1.0)
+    # not truncated: A, C, D, F (+ E): B's detection ignored, background FP, A D F found, C missed
+    nt = trunc["not truncated"]["per_class"]["pedestrian"]
+    assert nt["num_gt"] == 4 and nt["AP"] == pytest.approx(ap101([False, True, True, True], 4))
+
+    size = by_name(s["size"])
+    assert [size[k]["num_gt"] for k in ("small", "medium", "large")] == [5, 1, 0]
+    # medium: F found; the 20x20 detections are matched to small GT or, unmatched, are small
+    # themselves: all ignored (COCO's area rule) -> 1.0
+    assert size["medium"]["per_class"]["pedestrian"]["AP"] == pytest.approx(1.0)
+    assert size["medium"]["per_class"]["pallet_jack"]["AP"] is None
+    # small pedestrians A B C D: B TP, background FP, A D TP, C missed; F's detection ignored
+    assert size["small"]["per_class"]["pedestrian"]["AP"] == pytest.approx(ap101([True, False, True, True], 4))
+    assert size["small"]["AP"] == pytest.approx(bbox.metrics["APs"])
+    assert size["medium"]["AP"] == pytest.approx(bbox.metrics["APm"])
+    assert size["large"]["AP"] is None and bbox.metrics["APl"] is None
+
+    cam = by_name(s["camera"])
+    assert s["camera"]["source"] == "test" and s["camera"]["num_images_unknown"] == 0
+    assert (cam["robot"]["num_images"], cam["robot"]["num_gt"], cam["robot"]["AP"]) == (1, 1, pytest.approx(1.0))
+    assert cam["robot"]["per_class"]["pallet_jack"]["AP"] is None
+    assert (cam["cctv"]["num_images"], cam["cctv"]["num_gt"]) == (2, 5)
+    assert cam["cctv"]["per_class"]["pedestrian"]["AP"] == pytest.approx(ap101([True, False, True, True], 4))
+    # an image slice scores exactly like the subset of the set
+    sub = evaluate_coco(gt.subset([1, 2]), [p for p in preds if p["image_id"] in (1, 2)], ("bbox",))["bbox"]
+    assert cam["cctv"]["AP"] == pytest.approx(sub.metrics["AP"])
+    assert s["camera_height"] == {"skipped": "no image record carries 'camera_height_m'"}
+    json.dumps(s, allow_nan=False)   # metrics.json stays strict JSON
+
+
+def test_slices_of_a_set_without_the_fields_are_skipped_not_zero():
+    gt = ground_truth_from_dict(slice_gt(with_fields=False))
+    s = evaluate_slices(gt, slice_preds())
+    assert "skipped" in s["visibility"] and "skipped" in s["truncation"] and "skipped" in s["camera"]
+    assert "size" not in s    # sizes come from the main bbox result, not given here
+
+
+def test_visibility_outside_every_band_and_empty_predictions():
+    coco = slice_gt()
+    coco["annotations"][0]["visibility"] = 0.05     # A below the lowest edge: ignored in every band
+    gt = ground_truth_from_dict(coco)
+    s = evaluate_slices(gt, [], visibility_edges=(0.15, 0.7, 1.0))
+    assert s["visibility"]["num_gt_outside_bands"] == 1
+    assert [x["num_gt"] for x in s["visibility"]["slices"]] == [2, 3]     # B C | D E F
+    assert all(x["AP"] == 0.0 for x in s["visibility"]["slices"])
+
+
+def test_camera_kind_from_image_records_or_render_parts(tmp_path):
+    coco = slice_gt()
+    gt = ground_truth_from_dict(coco)
+    ann = tmp_path / "annotations.json"
+    assert camera_of_images(gt, ann) == ({}, None)                # no parts/: nothing known
+    (tmp_path / "parts").mkdir()
+    for im, kind in ((1, "cctv"), (2, "robot")):                  # image 3 has no part
+        (tmp_path / "parts" / f"{im - 1:06d}.json").write_text(json.dumps(
+            {"index": im - 1, "image": coco["images"][im - 1], "annotations": [],
+             "meta": {"plan": {"camera": kind}}}))
+    (tmp_path / "parts" / "000009.json").write_text(json.dumps(  # another set's image: not used
+        {"index": 9, "image": {"id": 3, "file_name": "other.png"}, "meta": {"plan": {"camera": "robot"}}}))
+    cams, source = camera_of_images(gt, ann)
+    assert cams == {1: {"camera": "cctv"}, 2: {"camera": "robot"}} and "parts" in source
+    s = evaluate_slices(gt, slice_preds(), cameras=cams, camera_source=source)
+    assert s["camera"]["num_images_unknown"] == 1
+    assert [(x["name"], x["num_images"], x["num_gt"]) for x in s["camera"]["slices"]] == [("cctv", 1, 2),
+                                                                                          ("robot", 1, 3)]
+    # the image records' own fields win, camera height included
+    coco["images"][0].update(camera="robot", camera_height_m=1.2)
+    coco["images"][1].update(camera="cctv", camera_height_m=6.0)
+    coco["images"][2].update(camera="cctv", camera_height_m=5.0)
+    gt = ground_truth_from_dict(coco)
+    cams, source = camera_of_images(gt, ann)
+    assert source == "image records" and cams[1] == {"camera": "robot", "camera_height_m": 1.2}
+    s = evaluate_slices(gt, slice_preds(), cameras=cams, camera_source=source)
+    heights = [(x["name"], x["num_images"], x["num_gt"]) for x in s["camera_height"]["slices"]]
+    assert heights == [("[0.0, 2.0) m", 1, 2), ("[2.0, 5.0) m", 0, 0), ("[5.0, inf) m", 2, 4)]
+    assert s["camera_height"]["slices"][1]["AP"] is None
+    assert s["camera_height"]["slices"][2]["range"] == [5.0, None]
+    json.dumps(s, allow_nan=False)
