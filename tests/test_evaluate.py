@@ -28,13 +28,14 @@ from pipeline.common import CATEGORIES, UserError, config_to_dict, package_versi
 from pipeline.detections import outputs_to_results
 from pipeline.report import plot_confusion_matrix, plot_pr_curves, render_report, write_report
 from pipeline.rle import encode as encode_mask
+from pipeline.slices import evaluate_slices
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["device=cpu", "threads=1", "num_workers=0", "batch_size=2"]
 
 
 def save_checkpoint(path: Path, categories=CATEGORIES) -> Path:
-    """A random-init checkpoint laid out as DESIGN.md "Runs on disk" (tiny input size, few detections)."""
+    """A random-init checkpoint laid out as docs/DESIGN.md §7 "Run folder" (tiny input size, few detections)."""
     from pipeline.config import TrainConfig
     from pipeline.model import ModelConfig, build_model
 
@@ -74,6 +75,17 @@ def test_evaluate_end_to_end(checkpoint, coco_set_ro, tmp_path, capsys):
         assert set(metrics[t]["per_class"]) == {"pedestrian", "pallet_jack"}
     assert metrics["timing"]["inference_s_per_image"] > 0 and metrics["timing"]["images"] == 6
 
+    # slices reuse the predictions: every scorable instance (visibility 1.0 in this set) is in
+    # the top band, the set has no camera records, sizes agree with the main COCOeval run
+    sl = metrics["slices"]
+    n_scorable = metrics["data"]["num_instances"]
+    assert [x["num_gt"] for x in sl["visibility"]["slices"]] == [0, 0, n_scorable]
+    assert sl["visibility"]["slices"][0]["AP"] is None
+    assert sum(x["num_gt"] for x in sl["truncation"]["slices"]) == n_scorable
+    assert [x["name"] for x in sl["size"]["slices"]] == ["small", "medium", "large"]
+    assert sl["size"]["slices"][0]["AP"] == metrics["bbox"]["APs"]
+    assert "skipped" in sl["camera"] and "skipped" in sl["camera_height"]
+
     # predictions.json: COCO results in image coordinates with RLE masks of the image size
     preds = json.loads((out / "predictions.json").read_text())
     assert len(preds) == metrics["num_predictions"]
@@ -93,6 +105,7 @@ def test_evaluate_end_to_end(checkpoint, coco_set_ro, tmp_path, capsys):
     # report.md names the checkpoint and links plots that exist and are images
     report = (out / "report.md").read_text()
     assert str(checkpoint.resolve()) in report and sha in report
+    assert "## Box AP by slice" in report and "| visibility (visible fraction) | [0.70, 1.00] | 6 |" in report
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"pr_curves.png", "confusion_matrix.png", "best_worst.png"} <= set(links)
     for link in links:
@@ -374,3 +387,41 @@ def test_coco_results_map_model_labels_to_category_ids(monkeypatch):
     assert r[0]["bbox"] == [1.0, 2.0, 4.0, 6.0] and r[1]["score"] == 0.12346 and "segmentation" not in r[0]
     with pytest.raises(ValueError, match="2 labels for 1 boxes"):
         Detections(boxes=dets.boxes[:1], scores=dets.scores[:1], labels=dets.labels)
+
+
+def test_report_slice_table(tmp_path):
+    metrics, plots = _metrics_for_report(tmp_path)
+    gt = ground_truth_from_dict({
+        "images": [{"id": 1, "file_name": "a.png", "width": 60, "height": 40},
+                   {"id": 2, "file_name": "b.png", "width": 60, "height": 40}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 20], "area": 400,
+                         "iscrowd": 0, "visibility": 0.9, "truncated": False},
+                        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [30, 5, 20, 20], "area": 400,
+                         "iscrowd": 0, "visibility": 0.2, "truncated": True}],
+        "categories": [{"id": 1, "name": "pedestrian"}]})
+    preds = [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 20], "score": 0.9}]
+    bbox = evaluate_coco(gt, preds, ("bbox",))["bbox"]
+    metrics["slices"] = evaluate_slices(gt, preds, bbox, {1: {"camera": "cctv"}, 2: {"camera": "robot"}},
+                                        "image records")
+    text = render_report(json.loads(json.dumps(metrics)), plots)
+    assert "## Box AP by slice" in text
+    # the found instance's band and camera score 1, the missed one's 0; counts per slice
+    assert "| visibility (visible fraction) | [0.70, 1.00] | 2 | 1 | 1.000 | 1.000 | 1.000 | 1.000 | 1 |" in text
+    assert "| visibility (visible fraction) | [0.15, 0.40) | 2 | 1 | 0.000 | 0.000 | 0.000 | 0.000 | 1 |" in text
+    assert "| visibility (visible fraction) | [0.40, 0.70) | 2 | 0 | n/a | n/a | n/a | n/a | 0 |" in text
+    assert "| truncated at the border | truncated | 2 | 1 | 0.000 |" in text
+    assert "| object size (COCO) | small | 2 | 2 | 0.505 |" in text   # recall 1/2 at precision 1: 51/101
+    assert "| camera kind | cctv | 1 | 1 | 1.000 |" in text and "| camera kind | robot | 1 | 1 | 0.000 |" in text
+    assert "unmatched ones are false positives in every slice" in text
+    assert "camera height: not sliced, no image record carries 'camera_height_m'." in text
+    # a report without slices (an older metrics.json) has no slice section
+    del metrics["slices"]
+    assert "Box AP by slice" not in render_report(metrics, plots)
+
+
+def test_visibility_bands_must_ascend():
+    assert evaluate.EvalConfig().visibility_bands == [0.15, 0.4, 0.7, 1.0]
+    assert evaluate.EvalConfig(visibility_bands=[0.0, 0.5, 1.0]).visibility_bands == [0.0, 0.5, 1.0]
+    for bad in ([0.4, 0.15, 1.0], [0.5, 0.5], [0.5]):
+        with pytest.raises(ValueError):
+            evaluate.EvalConfig(visibility_bands=bad)
