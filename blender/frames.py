@@ -107,7 +107,10 @@ class BlenderFrames:
                 "plan": {"camera": plan.camera.kind, "pedestrians": len(plan.pedestrians),
                          "pallet_jacks": len(plan.pallet_jacks), "distractors": len(plan.distractors),
                          "post": dataclasses.asdict(plan.post)}}
-        return rgb, {"negative": bool(plan.negative)}, anns, meta
+        # camera kind and height ride on the image record so evaluation can slice by them
+        extras = {"negative": bool(plan.negative), "camera": plan.camera.kind,
+                  "camera_height_m": round(float(plan.camera.location[2]), 3)}
+        return rgb, extras, anns, meta
 
     def close(self) -> None:
         from blender.scene import clear_scene
