@@ -24,6 +24,7 @@ import numpy as np
 import OpenEXR
 
 from blender.annotate import InstanceGeometry, index_map_from_pass
+from blender.render_device import AUTO_ORDER, DeviceChoice, choose_device
 
 if TYPE_CHECKING:  # job_config imports the scene schema; rendering needs only the values
     from blender.job_config import RenderConfig
@@ -31,8 +32,35 @@ if TYPE_CHECKING:  # job_config imports the scene schema; rendering needs only t
 _TREE = "warehouse_synth_outputs"
 
 
-def configure_scene(scene: bpy.types.Scene, cfg: RenderConfig, seed: int = 0) -> None:
-    """Cycles CPU settings from a resolved RenderConfig (idempotent; cheap to call per frame)."""
+def gpu_devices() -> dict[str, list[str]]:
+    """backend (optix, cuda, hip, metal) -> names of the GPUs Cycles finds for it."""
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    found = {}
+    with quiet_blender():  # probing a backend whose driver is absent warns on stderr
+        for backend in AUTO_ORDER:
+            try:
+                entries = prefs.get_devices_for_type(backend.upper())
+            except (TypeError, ValueError):  # a backend this build of Cycles does not know
+                entries = []
+            found[backend] = [d.name for d in entries if d.type == backend.upper()]
+    return found
+
+
+def select_device(requested: str) -> DeviceChoice:
+    """Resolve render.device against this machine and switch Cycles' preferences to it: every
+    GPU of the chosen backend on (multi-device), the CPU off beside them (it would slow them)."""
+    choice = choose_device(requested, gpu_devices() if requested != "cpu" else {})
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    if choice.is_gpu:
+        prefs.compute_device_type = choice.backend.upper()
+        for d in prefs.get_devices_for_type(choice.backend.upper()):
+            d.use = d.type == choice.backend.upper()
+    return choice
+
+
+def configure_scene(scene: bpy.types.Scene, cfg: RenderConfig, seed: int = 0, gpu: bool = False) -> None:
+    """Cycles settings from a resolved RenderConfig (idempotent; cheap to call per frame).
+    `gpu`: render on the devices select_device() switched on, else on the CPU."""
     r = scene.render
     r.engine = "CYCLES"
     r.resolution_x, r.resolution_y = cfg.resolution
@@ -46,7 +74,7 @@ def configure_scene(scene: bpy.types.Scene, cfg: RenderConfig, seed: int = 0) ->
     if cfg.threads:
         r.threads = cfg.threads
     c = scene.cycles
-    c.device = "CPU"
+    c.device = "GPU" if gpu else "CPU"
     c.samples = cfg.samples
     c.use_adaptive_sampling = cfg.adaptive_threshold > 0
     if cfg.adaptive_threshold > 0:
@@ -159,6 +187,7 @@ class Renderer:
 
     def __init__(self, cfg: RenderConfig):
         self.cfg = cfg
+        self.device = select_device(cfg.device)  # before the temp folder: a bad device leaves nothing
         self.workdir = Path(tempfile.mkdtemp(prefix="warehouse_synth_render_"))
 
     def render(self, scene: bpy.types.Scene | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +199,7 @@ class Renderer:
         for p in (rgb_path, idx_path):
             p.unlink(missing_ok=True)
         with quiet_blender():  # setting the denoiser probes GPU libraries, which warns
-            configure_scene(scene, self.cfg, seed)
+            configure_scene(scene, self.cfg, seed, gpu=self.device.is_gpu)
             _output_tree(scene, self.workdir)
             bpy.ops.render.render(write_still=False)
         if not rgb_path.is_file() or not idx_path.is_file():

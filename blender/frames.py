@@ -8,6 +8,7 @@ bpy is imported on first use, so config errors come back without starting Blende
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 
@@ -47,6 +48,8 @@ class BlenderFrames:
         people = sc.pedestrians.count[1] > 0 or (sc.pallet_jacks.count[1] > 0 and sc.pallet_jacks.pushed_prob > 0)
         self.humans = load_human_index(cfg.humans_dir) if people else None
         self.renderer = cycles.Renderer(cfg.render)
+        self.device = self.renderer.device  # what the manifest and each part record
+        print(self.device.log_line(), file=sys.stderr, flush=True)
 
     def plan(self, index: int) -> tuple[ScenePlan, Rng, Rng]:
         """Image `index` of the dataset: its plan, and the rngs of its render seed and post effects."""
@@ -103,7 +106,7 @@ class BlenderFrames:
     def __call__(self, index: int) -> Frame:
         plan, rgb, anns, seconds = self.timed(lambda: self.plan(index))
         # the full plan is reproducible from (config, seed, index): keep only a summary here
-        meta = {"seconds": seconds,
+        meta = {"seconds": seconds, "device": self.device.backend,
                 "plan": {"camera": plan.camera.kind, "pedestrians": len(plan.pedestrians),
                          "pallet_jacks": len(plan.pallet_jacks), "distractors": len(plan.distractors),
                          "post": dataclasses.asdict(plan.post)}}

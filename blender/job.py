@@ -54,6 +54,9 @@ class FrameJob:
         self.out, self.config, self.hash, self.shard = Path(out), manifest_config, cfg_hash, shard
         self.num_images = int(manifest_config["dataset"]["num_images"])
         self.old_manifest = writer.check_folder(self.out, cfg_hash)
+        # the Cycles device of the process that writes the manifest (kept from the old
+        # manifest when this process renders nothing, e.g. --merge-only)
+        self.device = (self.old_manifest or {}).get("device")
 
     def missing(self, indices: Iterable[int] | None = None) -> list[int]:
         """Indices (default: all) whose image and part are not both on disk."""
@@ -65,6 +68,8 @@ class FrameJob:
         """Render `todo` with the frame function `factory(cfg)` makes, committing each frame."""
         # set up the renderer before claiming the folder: a missing asset leaves nothing behind
         frame, close = factory(cfg) if todo else (None, lambda: None)
+        if getattr(frame, "device", None) is not None:
+            self.device = frame.device.manifest()
         result = JobRun(rendered=list(todo))
         t_start = time.perf_counter()
         if self.old_manifest is None or self.old_manifest.get("num_images") != self.num_images:
@@ -97,4 +102,5 @@ class FrameJob:
         self._write_manifest(complete=True)
 
     def _write_manifest(self, complete: bool) -> None:
-        writer.write_manifest(self.out, writer.manifest(self.config, self.hash, self.shard, {"complete": complete}))
+        extra = {"device": self.device, "complete": complete}
+        writer.write_manifest(self.out, writer.manifest(self.config, self.hash, self.shard, extra))

@@ -77,6 +77,9 @@ class RenderConfig(StrictModel):
     view_transform: Literal["AgX", "Standard", "Filmic", "Khronos PBR Neutral"] = "AgX"
     threads: int = Field(0, ge=0, le=1024)  # 0 = all cores
     postprocess: bool = True  # sensor noise + motion blur from the scene plan
+    # auto: the best GPU backend Cycles reports, else the CPU (blender/render_device.py). Masks
+    # are the same on every device; pixels differ by sampling noise, so it is not in the hash.
+    device: Literal["auto", "cpu", "cuda", "optix", "hip", "metal"] = "auto"
 
     @model_validator(mode="after")
     def _fill_from_preset(self) -> RenderConfig:
@@ -146,9 +149,10 @@ class ClipJobConfig(SceneJobConfig):
     clip: ClipSettings = ClipSettings()
 
 
-# Keys that may change between runs into the same folder without changing any image:
-# the dataset can grow (num_images) and machines can differ in core count (threads).
-_HASH_EXCLUDED = (("dataset", "num_images"), ("render", "threads"))
+# Keys that may change between runs into the same folder without changing any annotation:
+# the dataset can grow (num_images), machines differ in core count (threads) and in GPUs
+# (device: the same masks, pixels differing only by sampling noise).
+_HASH_EXCLUDED = (("dataset", "num_images"), ("render", "threads"), ("render", "device"))
 
 
 # Scene keys added after datasets were first rendered: left out of the hash while at their

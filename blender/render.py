@@ -1,12 +1,13 @@
 """CLI: render config -> images + exact COCO annotations, resumable and shardable.
 
     python -m blender.render --config configs/render.yaml --out data/synth \
-        [--num-images N] [--seed S] [--shard K/N] [--merge-only] [key=value ...]
+        [--num-images N] [--seed S] [--shard K/N|auto] [--merge-only] [key=value ...]
 
 Image i depends only on (resolved config, seed, i): its randomness comes from
 SeedSequence([seed, i]), so shard K of N renders the indices i % N == K-1 and the merged
 annotations.json is byte-identical to a single-machine run. Whichever process finds every
-part present merges them (or run again with --merge-only).
+part present merges them (or run again with --merge-only). `--shard auto` takes K/N from a
+SLURM array or a Kubernetes Indexed Job (blender/shard.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from blender.frames import make_frame_fn
 from blender.job import FrameFactory, FrameJob
 from blender.job_config import RenderJobConfig, config_hash
+from blender.shard import parse_shard
 from pipeline.common import (
     CLASS_NAMES,
     UserError,
@@ -29,25 +31,14 @@ from pipeline.common import (
 )
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 1, 1
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard {text!r}: expected K/N with integers, e.g. 2/4") from None
-    if not (n >= 1 and 1 <= k <= n):
-        raise UserError(f"--shard {text!r}: need 1 <= K <= N")
-    return k, n
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m blender.render", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="render config YAML (configs/render.yaml)")
     ap.add_argument("--out", required=True, help="dataset folder (images/, parts/, annotations.json)")
     ap.add_argument("--num-images", type=int, help="override dataset.num_images")
     ap.add_argument("--seed", type=int, help="override dataset.seed")
-    ap.add_argument("--shard", help="K/N: render only indices i with i %% N == K-1 (1-based K)")
+    ap.add_argument("--shard", help="K/N: render only indices i with i %% N == K-1 (1-based K); auto: K/N "
+                                    "from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX + JOB_COMPLETIONS")
     ap.add_argument("--merge-only", action="store_true", help="render nothing; merge parts if all exist")
     ap.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. render.preset=fast")
     return ap.parse_args(argv)

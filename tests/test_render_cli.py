@@ -123,6 +123,23 @@ def test_shards_merge_to_the_single_machine_result(cfg_file, tmp_path, capsys):
     assert (out / "annotations.json").read_bytes() == (single / "annotations.json").read_bytes()
 
 
+def test_shard_auto_renders_each_array_tasks_slice_and_the_last_one_merges(cfg_file, tmp_path, monkeypatch):
+    single, out = tmp_path / "single", tmp_path / "array"
+    run(cfg_file, single)
+    for task, expected in ((2, [1, 4]), (1, [0, 3])):  # sbatch --array=1-3
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+        monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+        assert run(cfg_file, out, "--shard", "auto") == expected
+    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "2")  # the same dataset finished by a Kubernetes index
+    monkeypatch.setenv("JOB_COMPLETIONS", "3")
+    assert run(cfg_file, out, "--shard", "auto") == [2]
+    assert (out / "annotations.json").read_bytes() == (single / "annotations.json").read_bytes()
+    assert json.loads((out / "manifest.json").read_text())["shard"] == "3/3"
+
+
 def test_growing_the_dataset_keeps_the_first_images(cfg_file, tmp_path):
     out = tmp_path / "ds"
     run(cfg_file, out, "--num-images", "3")
