@@ -53,6 +53,8 @@ class SolverConfig(StrictModel):
     min_lr_factor: float = Field(0.0, ge=0, le=1)  # cosine floor
     clip_grad_norm: float | None = Field(10.0, gt=0)
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"  # auto: fp16 on CUDA, off elsewhere
+    # channels-last memory format; auto: on for CUDA with AMP (tensor cores), off elsewhere
+    channels_last: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -27,7 +27,18 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         if device.type != "cuda":
             raise UserError("solver.amp=fp16 needs CUDA (use bf16 on CPU, or off)")
         return torch.float16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"solver.amp=bf16: {torch.cuda.get_device_name(device)} has no bf16 units "
+                        f"(expected an Ampere or newer GPU; use fp16 or auto)")
     return torch.bfloat16
+
+
+def use_channels_last(setting: str, device: torch.device, dtype: torch.dtype | None) -> bool:
+    """NHWC activations: tensor-core convolutions under CUDA AMP read them without transposes.
+    auto keeps NCHW elsewhere (no gain measured on CPU; CPU results stay as they were)."""
+    if setting == "auto":
+        return device.type == "cuda" and dtype is not None
+    return setting == "on"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -39,7 +39,13 @@ from pipeline.common import (
 from pipeline.config import TrainConfig
 from pipeline.data import CocoDetection, StepSampler, collate_fn, split_ids
 from pipeline.devices import resolve_device
-from pipeline.engine import TrainingDiverged, amp_dtype, build_optimizer, build_scheduler
+from pipeline.engine import (
+    TrainingDiverged,
+    amp_dtype,
+    build_optimizer,
+    build_scheduler,
+    use_channels_last,
+)
 from pipeline.hooks import (
     MetricsLog,
     MetricsWriter,
@@ -180,8 +186,11 @@ def loaders(cfg: TrainConfig, train_ds: CocoDetection, val_ds: CocoDetection | N
                                cfg.data.class_map, cfg.data.skip_bad,
                                image_ids=sorted(val_ds.image_ids)[: cfg.log.val_max_images])
     gt = ground_truth_from_dict(val_ds.coco, None, f"validation set ({val_ds.ann_file})")
+    # persistent: validation reruns this loader every eval_every steps; re-forking costs seconds
     val_loader = torch.utils.data.DataLoader(val_ds, batch_size=1, shuffle=False,
                                              num_workers=min(1, cfg.data.workers), collate_fn=collate_fn,
+                                             pin_memory=device.type == "cuda",
+                                             persistent_workers=cfg.data.workers > 0,
                                              generator=torch.Generator().manual_seed(0))
     return loader, val_loader, gt
 
@@ -213,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model, init_info = initial_model(cfg, ckpt, train_ds, device)
     dtype = amp_dtype(cfg.solver.amp, device)
+    if use_channels_last(cfg.solver.channels_last, device, dtype):
+        model.to(memory_format=torch.channels_last)  # before the optimizer: its state follows the params
     optimizer = build_optimizer(model, cfg.solver, bool(init_info.get("pretrained")))
     state = TrainState(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, cfg.solver),
                        scaler=torch.amp.GradScaler("cuda") if dtype == torch.float16 else None,
