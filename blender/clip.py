@@ -15,6 +15,10 @@ Output (resumable like blender.render: parts/ are the commit points):
   gt/gt.txt                      MOT Challenge: frame(1-based),id,x,y,w,h,flag,class_id,visibility
                                  (flag 1, or 0 for instances marked iscrowd: ignored in scoring)
   seqinfo.ini                    name, imDir, frameRate, seqLength, imWidth, imHeight, imExt
+  calibration.yaml               the fixed camera's exact projection (pipeline.analytics reads it)
+  truth/floor.csv                true floor position of every labelled object per frame
+  rules.yaml, truth/events.csv   with clip.scenario: the rules the scenario exercises and the
+                                 events they raise on the true positions
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from blender.job import FrameFactory, FrameJob
 from blender.job_config import ClipJobConfig, config_hash
 from blender.plan import ScenePlan, load_human_index, plan_scene
 from blender.plan.motion import Motion, frame_plan, plan_motion
+from blender.plan.scenario import plan_scenario
+from pipeline.analytics.clip_truth import write_clip_truth
 from pipeline.common import (
     UserError,
     atomic_write_text,
@@ -78,25 +84,41 @@ def base_plan(cfg: ClipJobConfig, humans: list[dict] | None) -> tuple[ScenePlan,
     return plan, plan_motion(plan, cfg.clip, rng, humans, plan_attempt=attempt)
 
 
+def clip_plan(cfg: ClipJobConfig, humans: list[dict] | None) -> tuple[ScenePlan, Motion, dict | None]:
+    """The base plan, or with clip.scenario its scripted version: (plan, motion, rules or None)."""
+    plan, motion = base_plan(cfg, humans)
+    if cfg.clip.scenario is None:
+        return plan, motion, None
+    w, h = cfg.render.resolution
+    # its own stream: the base plan's draws stay those of a clip without the scenario
+    rng = np.random.default_rng([cfg.clip.seed, motion.plan_attempt, 1])
+    return plan_scenario(plan, cfg.clip.scenario, cfg.scene, rng, humans, w / h)
+
+
 def make_clip_frames(cfg: ClipJobConfig):
     from blender.frames import BlenderFrames, image_rngs
 
     frames = BlenderFrames(cfg)
     library = load_human_index(cfg.humans_dir) if frames.humans is not None else None
-    plan, motion = base_plan(cfg, library)
+    plan, motion, _ = clip_plan(cfg, library)
 
     def make_plan(k: int):
         _, seed_rng, post_rng = image_rngs(cfg.clip.seed, k)
         return frame_plan(plan, motion, k, cfg.clip.fps, cfg.clip.stride_m), seed_rng, post_rng
 
     def frame(k: int):
+        from blender.truth import scene_floor_truth
+
         fp, rgb, anns, seconds = frames.timed(lambda: make_plan(k))
         for a in anns:
             a["track_id"] = a["instance_id"]
+        projection, floor = scene_floor_truth()  # the scene of frame k is still built
         meta = {"seconds": seconds,
                 "movers": {"pedestrians": [[p.x, p.y, p.yaw, p.mesh_id] for p in fp.pedestrians],
                            "pallet_jacks": [[j.x, j.y, j.yaw] for j in fp.pallet_jacks],
-                           "camera": fp.camera.location}}
+                           "camera": fp.camera.location},
+                "camera_matrix": projection.round(8).tolist(),
+                "floor": {str(i): [round(x, 5), round(y, 5)] for i, (x, y) in floor.items()}}
         return rgb, {"frame_index": k}, anns, meta
 
     return frame, frames.close
@@ -117,7 +139,12 @@ def main(argv: Sequence[str] | None = None, frame_factory: FrameFactory = make_c
     manifest_config = {**resolved, "dataset": {"name": cfg.clip.name, "seed": cfg.clip.seed,
                                                "num_images": cfg.clip.num_frames}}
     # a clip may grow longer: its frame count is not part of what frame k looks like
-    cfg_hash = config_hash({**resolved, "clip": {**resolved["clip"], "num_frames": None}})
+    # and a clip without a scenario hashes as it did before scenarios existed
+    clip_keys = {k: v for k, v in resolved["clip"].items() if not (k == "scenario" and v is None)}
+    cfg_hash = config_hash({**resolved, "clip": {**clip_keys, "num_frames": None}})
+    rules = None
+    if cfg.clip.scenario is not None:  # planned up front: a scenario that cannot fit fails before rendering
+        rules = clip_plan(cfg, load_human_index(cfg.humans_dir))[2]
     job = FrameJob(out, manifest_config, cfg_hash)
     n = job.num_images
     todo = job.missing()
@@ -128,10 +155,11 @@ def main(argv: Sequence[str] | None = None, frame_factory: FrameFactory = make_c
     atomic_write_text(out / "gt" / "gt.txt", "\n".join(mot_lines(coco)) + "\n")
     w, h = cfg.render.resolution
     atomic_write_text(out / "seqinfo.ini", seqinfo(cfg.clip.name, cfg.clip.fps, n, w, h))
+    truth = write_clip_truth(out, coco, cfg.clip.fps, cfg.clip.camera == "cctv", (w, h), rules)
     job.complete()
     tracks = {a["track_id"] for a in coco["annotations"]}
     print(f"clip: {len(todo)} frames rendered, {n - len(todo)} already done in {out}{run.per_frame()}; "
-          f"{len(coco['annotations'])} boxes of {len(tracks)} tracks over {n} frames; gt/gt.txt, seqinfo.ini written")
+          f"{len(coco['annotations'])} boxes of {len(tracks)} tracks over {n} frames; gt/gt.txt, seqinfo.ini{truth} written")
     return 0
 
 

@@ -135,6 +135,8 @@ class ClipSettings(StrictModel):
     robot_speed: float = Field(0.5, ge=0)          # m/s, camera=robot only
     min_labelled: int = Field(2, ge=0)             # plans with fewer labelled objects are skipped
     plan_tries: int = Field(12, ge=1, le=1000)     # candidate plans; the one whose camera sees most wins
+    # scripted actors and camera that exercise safety rules (blender.plan.scenario); null: random movers
+    scenario: Literal["near_miss", "zone_entry", "line_cross"] | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> ClipSettings:

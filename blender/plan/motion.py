@@ -123,6 +123,8 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
         x0, y0 = j.x, j.y
         j.x, j.y, j.yaw, dist = _walk(lay, j.x, j.y, j.yaw, m.speed, dt, frame)
         pi = j.pushed_by
+        if pi is None:   # a scenario's jack drives on its own
+            continue
         p = plan.pedestrians[pi]
         # the pusher keeps its offset from the jack, rotated if the jack turned around
         ox, oy = p.x - x0, p.y - y0

@@ -24,6 +24,7 @@ from pipeline.common import (
     package_versions,
     sha256_file,
 )
+from pipeline.analytics.oracle import GT_CHECKPOINT, GroundTruthPredictor
 from pipeline.predictors import Predictor, load_predictor
 from pipeline.sources import ClipSource, Frame, FrameSource, open_source, prefetch
 from pipeline.tracking import MultiClassTracker
@@ -47,10 +48,12 @@ def batched(frames: Iterator[Frame], n: int) -> Iterator[list[Frame]]:
 
 
 def run(cfg: VideoConfig, checkpoint: str | Path, source_spec: str, out: str | Path,
-        quiet: bool = False, predictor: Predictor | None = None) -> dict:
+        quiet: bool = False, predictor: Predictor | None = None, rules: str | Path | None = None) -> dict:
     """The whole job; returns the summary (also written to OUT.summary.json).
 
     `predictor` (optional) is one already loaded from `checkpoint` (benchmarks reuse a warm one).
+    `rules`: a rules file (pipeline.analytics): events, OUT.events.csv, overlay, summary `analytics`.
+    `checkpoint` "gt" on a clip feeds its ground-truth boxes and masks in as detections.
     """
     from tqdm import tqdm
 
@@ -64,21 +67,34 @@ def run(cfg: VideoConfig, checkpoint: str | Path, source_spec: str, out: str | P
         if score_on and not has_gt:
             raise UserError(f"scoring.enabled=true but {source_spec} has no annotations.json or gt/gt.txt")
         scorer = Scorer(src, cfg.scoring) if has_gt and score_on is not False else None
-        predictor = predictor or load_predictor(checkpoint, cfg.model)
-        ckpt_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
+        analytics = None
+        if rules is not None:
+            from pipeline.analytics.video import VideoAnalytics
+
+            analytics = VideoAnalytics(rules, src, src.size)
+        if str(checkpoint) == GT_CHECKPOINT:
+            predictor = predictor or GroundTruthPredictor(src)
+            ckpt_info = {"path": GT_CHECKPOINT, "sha256": None}
+        else:
+            predictor = predictor or load_predictor(checkpoint, cfg.model)
+            ckpt_info = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
         # nothing is written before this point: bad input leaves no half-made outputs
         paths["summary"].unlink(missing_ok=True)  # a stale summary must not vouch for a new video
         atomic_write_text(paths["config"], config_to_yaml(cfg))
-        return _process(cfg, src, predictor, ckpt_info, scorer, paths, quiet, tqdm)
+        if analytics is not None:
+            paths["events"] = Path(f"{out.with_suffix('')}.events.csv")
+            analytics.open(paths["events"])
+        return _process(cfg, src, predictor, ckpt_info, scorer, paths, quiet, tqdm, analytics)
     finally:
         src.close()
 
 
 def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info: dict,
-             scorer: Scorer | None, paths: dict[str, Path], quiet: bool, tqdm) -> dict:
+             scorer: Scorer | None, paths: dict[str, Path], quiet: bool, tqdm, analytics=None) -> dict:
     tracker = MultiClassTracker(cfg.tracking, src.out_fps)
     jsonl = open(paths["jsonl"], "w", buffering=1)  # line-buffered: a kill loses at most one line
-    writer = AnnotatedWriter(paths["video"], src.out_fps, src.size, cfg.output)
+    writer = AnnotatedWriter(paths["video"], src.out_fps, src.size, cfg.output,
+                             overlay=analytics.overlay if analytics is not None else None)
     header = {"type": "header", "checkpoint": ckpt_info, "predictor": predictor.name,
               "source": src.describe(), "fps": src.out_fps, "width": src.size[0], "height": src.size[1],
               "classes": CLASS_NAMES, "coordinates": "pixels of the processed frame (width x height)"}
@@ -94,7 +110,8 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
         jsonl.write(json.dumps(header) + "\n")
         for batch in batched(reader, cfg.model.batch_size):
             t0 = time.perf_counter()
-            preds = predictor([f.image for f in batch])
+            preds = predictor.frames(batch) if getattr(predictor, "takes_frames", False) \
+                else predictor([f.image for f in batch])
             infer_s += time.perf_counter() - t0
             # the end-to-end rate (not the model's alone): what a viewer of the video wants to know
             fps_e2e = (frames_done + len(batch)) / max(time.perf_counter() - t_start, 1e-9)
@@ -102,13 +119,18 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
                 dets = dets.above(cfg.model.score_threshold)
                 dets = dets.with_tracks(tracker.update(dets.boxes, dets.scores, dets.labels))
                 jsonl.write(json.dumps(frame_record(frame, dets, cfg.output.jsonl_masks)) + "\n")
+                overlay = None
+                if analytics is not None:  # events right after the frame's record: no added delay
+                    events, overlay = analytics.update(frame, dets)
+                    for ev in events:
+                        jsonl.write(json.dumps(ev.record()) + "\n")
                 frame_counts = Counter(CLASS_NAMES[int(lab)] for lab in dets.labels)
                 counts.update(frame_counts)
                 for lab, tid in zip(dets.labels, dets.track_ids, strict=True):
                     if tid >= 0:
                         tracks[CLASS_NAMES[int(lab)]].add(int(tid))
                 banner = f"{fps_e2e:.1f} fps  " + "  ".join(f"{n} {frame_counts.get(n, 0)}" for n in CLASS_NAMES[1:])
-                writer.put(frame.image, dets, banner)
+                writer.put(frame.image, dets, banner, overlay)
                 if scorer is not None:
                     scorer.add(frame, dets)
                 frames_done += 1
@@ -125,6 +147,9 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
     finally:
         bar.close()
         reader.close()
+        if analytics is not None and not jsonl.closed:
+            for ev in analytics.close():
+                jsonl.write(json.dumps(ev.record()) + "\n")
         jsonl.close()
         stop.__exit__()
         try:
@@ -134,6 +159,8 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
                 status, error = "failed", str(e)
             video_info = {"path": str(paths["video"]), "error": str(e)}
         elapsed = time.perf_counter() - t_start
+        if analytics is not None:
+            analytics.draw_seconds = writer.overlay_seconds
         summary = {"status": status, "error": error, "checkpoint": ckpt_info, "predictor": predictor.name,
                    "source": src.describe(), "frames": frames_done, "skipped_frames": src.skipped,
                    "skipped_files": src.skipped_names[:50], "seconds": round(elapsed, 3),
@@ -154,6 +181,8 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
                     summary["metrics"] = scorer.score()
                 except UserError as e:  # bad ground truth must not cost the video and detections
                     summary["metrics_error"] = str(e)
+        if analytics is not None:
+            summary["analytics"] = analytics.summary(elapsed)
         atomic_write_json(paths["summary"], summary, indent=2)
     if summary["status"] == "failed":
         raise UserError(f"{paths['video']}: {summary['error']} (partial outputs kept, see {paths['summary']})")
