@@ -36,7 +36,9 @@ RENDER_CONFIG ?= configs/render$(MAIN_SFX).yaml
 TRAIN_CONFIG  ?= configs/train$(MAIN_SFX).yaml
 EVAL_CONFIG   ?= configs/eval$(SFX).yaml
 VIDEO_CONFIG  ?= configs/video$(SFX).yaml
-CLIP_CONFIG   ?= configs/clip$(SFX).yaml
+# CLIP_SCENARIO=near_miss|zone_entry|line_cross: a scripted clip for the safety rules (data/clip_<scenario>)
+CLIP_SCENARIO ?=
+CLIP_CONFIG   ?= $(if $(CLIP_SCENARIO),configs/clip_scenario.yaml,configs/clip$(SFX).yaml)
 
 HUMANS     ?= assets_cache/humans
 HUMANS_N   ?= 24
@@ -47,9 +49,11 @@ TEST_N     ?= $(if $(filter demo,$(PROFILE)),100,$(if $(filter cpu,$(PROFILE)),2
 RUN        ?= runs/$(NAME)
 CKPT       ?= $(RUN)/best.pt
 # what must exist before CKPT can be used: the finished run when CKPT is the default one
-CKPT_DEP    = $(if $(filter $(RUN)/best.pt,$(CKPT)),$(RUN)/summary.json,$(CKPT))
+CKPT_DEP    = $(if $(filter gt,$(CKPT)),,$(if $(filter $(RUN)/best.pt,$(CKPT)),$(RUN)/summary.json,$(CKPT)))
 EVAL_DIR   ?= $(RUN)/eval/$(notdir $(TEST_DATA))
-CLIP       ?= data/clip$(SFX)
+CLIP       ?= $(if $(CLIP_SCENARIO),data/clip_$(CLIP_SCENARIO),data/clip$(SFX))
+# RULES=path/rules.yaml: safety analytics on the video (events, OUT.events.csv); CKPT=gt: a clip's truth as detections
+RULES      ?=
 SOURCE     ?= $(CLIP)
 VIDEO_OUT  ?= outputs/video/$(notdir $(basename $(SOURCE))).mp4
 ONNX       ?= $(RUN)/model.onnx
@@ -146,13 +150,14 @@ compare:
 # ---------------------------------------------------------------- video
 clip: $(CLIP)/annotations.json
 $(CLIP)/annotations.json: $(call config_chain,$(CLIP_CONFIG)) $(HUMANS)/index.json
-	$(PY) -m blender.clip --config $(CLIP_CONFIG) --out $(CLIP) humans_dir=$(HUMANS) $(ARGS)
+	$(PY) -m blender.clip --config $(CLIP_CONFIG) --out $(CLIP) humans_dir=$(HUMANS) \
+	    $(if $(CLIP_SCENARIO),clip.scenario=$(CLIP_SCENARIO) clip.name=clip_$(CLIP_SCENARIO)) $(ARGS)
 
 # With no SOURCE the ground-truth clip is rendered first and scored.
 video: $(VIDEO_OUT)
-$(VIDEO_OUT): $(VIDEO_DEP) $(CKPT_DEP) $(call config_chain,$(VIDEO_CONFIG))
+$(VIDEO_OUT): $(VIDEO_DEP) $(CKPT_DEP) $(call config_chain,$(VIDEO_CONFIG)) $(RULES)
 	$(PY) -m pipeline.video --config $(VIDEO_CONFIG) --checkpoint $(CKPT) --source $(SOURCE) \
-	    --out $(VIDEO_OUT) $(ARGS) $(OUTDATE_ON_FAILURE)
+	    --out $(VIDEO_OUT) $(if $(RULES),--rules $(RULES)) $(ARGS) $(OUTDATE_ON_FAILURE)
 
 # The parity check runs on the test set's images when it has been rendered.
 export: $(ONNX)

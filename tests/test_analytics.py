@@ -144,7 +144,7 @@ def ev(rule, event, t, tid, other=None, kind="zone", cls="pedestrian") -> Event:
 def test_scoring_against_hand_made_true_events(tmp_path):
     # run tracks 11/12/13 are true tracks 1/2/3 (boxes overlap), run track 14 matches nothing
     gt_boxes = {k: [(1, [0, 0, 10, 10]), (2, [50, 50, 60, 60]), (3, [100, 0, 110, 10])] for k in range(20)}
-    truth = [{"frame_index": k, "track_id": t, "x": float(t), "y": 0.0} for k in range(20) for t in (1, 2, 3)]
+    truth = [{"frame_index": k, "track_id": t, "x": float(t), "y": 0.0, "class": "pedestrian"} for k in range(20) for t in (1, 2, 3)]
     sc = AnalyticsScorer(gt_boxes, truth)
     for k in range(20):
         boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 61], [100, 0, 110, 10], [300, 300, 310, 310]], float)
@@ -162,7 +162,7 @@ def test_scoring_against_hand_made_true_events(tmp_path):
     write_events_csv(tmp_path / "e.csv", pred)
     pred = read_events_csv(tmp_path / "e.csv")                    # through the file format
     s = sc.score(pred, true)
-    assert s["events"] == {"predicted": 5, "true": 4, "matched": 2, "tolerance_s": 0.5}
+    assert s["event_matches"] == {"predicted": 5, "true": 4, "matched": 2, "tolerance_s": 0.5}
     assert s["precision"] == pytest.approx(2 / 5) and s["recall"] == pytest.approx(2 / 4)
     assert s["line_count_error"] == {"door": 2}                   # in: 1 vs 2, out: 1 vs 0
     assert s["floor_error_m"]["median"] == pytest.approx(0.03) and s["floor_error_m"]["p90"] == pytest.approx(0.1)

@@ -31,6 +31,7 @@ class AnalyticsScorer:
     def __init__(self, gt_boxes: dict[int, list[tuple[int, list[float]]]], truth_rows: list[dict]):
         self.gt_boxes = gt_boxes   # frame_index -> [(true track, xyxy in source pixels)]
         self.truth = {(r["frame_index"], r["track_id"]): (r["x"], r["y"]) for r in truth_rows}
+        self.cls = {r["track_id"]: r.get("class", "") for r in truth_rows}
         self.pairs: list[tuple[int, int, int, float, float]] = []   # frame, run track, true track, x, y
         self.votes: dict[int, Counter] = defaultdict(Counter)
 
@@ -60,17 +61,13 @@ class AnalyticsScorer:
     def score(self, events: list[Event], true_events: list[Event]) -> dict:
         tmap = self.track_map()
         errs, per_class = [], defaultdict(list)
-        cls_of = {}
-        for (fi, tid), _ in self.truth.items():
-            pass
         for fi, tid, gtid, x, y in self.pairs:
             if tmap.get(tid) != gtid or (fi, gtid) not in self.truth or not np.isfinite([x, y]).all():
                 continue
             tx, ty = self.truth[(fi, gtid)]
             e = float(np.hypot(x - tx, y - ty))
             errs.append(e)
-            cls_of.setdefault(gtid, None)
-            per_class[gtid].append(e)
+            per_class[self.cls[gtid]].append(e)
         pred = [e for e in events if e.event in SCORED]
         true = [e for e in true_events if e.event in SCORED]
 
@@ -106,10 +103,10 @@ class AnalyticsScorer:
         return {
             "precision": round(matched / len(pred), 4) if pred else (1.0 if not true else 0.0),
             "recall": round(matched / len(true), 4) if true else (1.0 if not pred else None),
-            "events": {"predicted": len(pred), "true": len(true), "matched": matched, "tolerance_s": MATCH_S},
+            "event_matches": {"predicted": len(pred), "true": len(true), "matched": matched, "tolerance_s": MATCH_S},
             "per_rule": per_rule,
             "floor_error_m": {"median": q(errs, 50), "p90": q(errs, 90), "detections": len(errs),
-                              "per_track": {str(g): {"median": q(v, 50), "p90": q(v, 90)}
+                              "per_class": {str(g): {"median": q(v, 50), "p90": q(v, 90)}
                                             for g, v in sorted(per_class.items())}},
             "line_count_error": line_err,
             "track_map": {str(k): v for k, v in sorted(tmap.items())},
