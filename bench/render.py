@@ -52,7 +52,7 @@ def bare_render(frames: BlenderFrames, seed: int) -> float:
 
     scene = bpy.context.scene
     with quiet_blender():
-        configure_scene(scene, frames.cfg.render, seed)
+        configure_scene(scene, frames.cfg.render, seed, gpu=frames.device.is_gpu)  # the same device
     for vl in scene.view_layers:
         vl.use_pass_object_index = False
     scene.render.use_compositing = False
@@ -109,6 +109,7 @@ def bench_preset(cfg: RenderJobConfig, n_frames: int, workdir: Path) -> dict:
     base = rss[warm]
     return {
         "frames": n_frames,
+        "device": frames.device.manifest(),
         "samples": cfg.render.samples,
         "seconds_per_frame": round(mean["build"] + ours, 3),
         "stages_s": {k: round(v, 3) for k, v in mean.items()},
