@@ -63,7 +63,8 @@ $node State=UNKNOWN
 PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 EOF
   stop  # a restart replaces daemons left by an earlier start
-  munged --pid-file "$RUN/munged.pid" 2>/dev/null || munged -f --pid-file "$RUN/munged.pid"
+  # -f: containers often leave /var/log owned by another user, which munged otherwise refuses
+  munged -f --pid-file "$RUN/munged.pid"
   for _ in $(seq 50); do munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
   slurmctld -i   # -i: ignore saved state from an earlier start
   slurmd
