@@ -249,7 +249,10 @@ def _origin(origins: dict, loc: Sequence[Any], default: str) -> str:
     for n in range(len(loc), 0, -1):
         if tuple(loc[:n]) in origins:
             return origins[tuple(loc[:n])]
-    return default
+    # a section-level check (e.g. low end above high end): name the last override inside it
+    inside = [src for key, src in origins.items() if key[:len(loc)] == tuple(loc)]
+    overrides = [src for src in inside if src.startswith("command-line")]
+    return overrides[-1] if overrides else default
 
 
 def load_config(path: str | Path | None, schema: type[M], overrides: Sequence[str] = ()) -> M:

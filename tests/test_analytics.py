@@ -48,7 +48,8 @@ def test_camera_matrix_calibration_maps_floor_points_back():
     # a camera at (0, -6, 4) looking at the origin, 500 px focal, 640x480
     loc = np.array([0.0, -6.0, 4.0])
     f = -loc / np.linalg.norm(loc)
-    r = np.cross(f, [0, 0, 1.0]); r /= np.linalg.norm(r)
+    r = np.cross(f, [0, 0, 1.0])
+    r /= np.linalg.norm(r)
     u = np.cross(r, f)
     R = np.stack([r, -u, f])                  # camera x right, y down, z forward
     K = np.array([[500, 0, 320], [0, 500, 240], [0, 0, 1.0]])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from pipeline.common import StrictModel, UserError, load_config
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from pipeline.analytics.events import Event
-from pipeline.analytics.rules_config import LineRule, ProximityRule, RulesConfig, ZoneRule
+from pipeline.analytics.rules_config import ProximityRule, RulesConfig, ZoneRule
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -76,7 +76,7 @@ def read_events_csv(path: str | Path) -> list[Event]:
     out = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            def num(k, t=float):
+            def num(k, t=float, row=row):
                 return None if row[k] in ("", None) else t(row[k])
             out.append(Event(rule=row["rule"], kind=row["kind"], event=row["event"],
                              frame_index=int(row["frame_index"]), timestamp=float(row["timestamp"]),

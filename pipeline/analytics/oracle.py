@@ -32,7 +32,7 @@ class GroundTruthPredictor:
         names = {im["id"]: (im["file_name"], im["height"], im["width"]) for im in coco["images"]}
         self.by_name: dict[str, list[dict]] = defaultdict(list)
         self.size = {}
-        for im_id, (name, h, w) in names.items():
+        for _im_id, (name, h, w) in names.items():
             self.size[name] = (h, w)
         for a in coco["annotations"]:
             if not a.get("iscrowd", 0):

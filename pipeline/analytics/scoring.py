@@ -41,7 +41,7 @@ class AnalyticsScorer:
         for i, tid in enumerate(track_ids):
             if tid < 0:
                 continue
-            for g, (gtid, gbox) in enumerate(gts):
+            for g, (_, gbox) in enumerate(gts):
                 iou = _iou(boxes_src[i], gbox)
                 if iou >= IOU_MIN:
                     cands.append((iou, i, g))
@@ -99,7 +99,8 @@ class AnalyticsScorer:
             c_p = Counter((e.event, e.cls) for e in pred if e.rule == rule)
             c_t = Counter((e.event, e.cls) for e in true if e.rule == rule)
             line_err[rule] = sum(abs(c_p[k] - c_t[k]) for k in set(c_p) | set(c_t))
-        q = (lambda v, p: round(float(np.percentile(v, p)), 4) if v else None)
+        def q(v, p):
+            return (round(float(np.percentile(v, p)), 4) if v else None)
         return {
             "precision": round(matched / len(pred), 4) if pred else (1.0 if not true else 0.0),
             "recall": round(matched / len(true), 4) if true else (1.0 if not pred else None),

@@ -29,7 +29,8 @@ def summary_line(s: dict) -> str:
         parts.append(f"{a['events']} events")
         if a.get("precision") is not None or a.get("recall") is not None:
             fe = a["floor_error_m"]
-            fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+            def fmt(v):
+                return ("n/a" if v is None else f"{v:.3f}")
             parts.append(f"events P {fmt(a['precision'])} R {fmt(a['recall'])}, floor error median "
                          f"{fmt(fe['median'])} m p90 {fmt(fe['p90'])} m")
     return line + (f" [{', '.join(parts)}]" if parts else "")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.analytics.oracle import GT_CHECKPOINT, GroundTruthPredictor
 from pipeline.common import (
     CLASS_NAMES,
     UserError,
@@ -24,7 +25,6 @@ from pipeline.common import (
     package_versions,
     sha256_file,
 )
-from pipeline.analytics.oracle import GT_CHECKPOINT, GroundTruthPredictor
 from pipeline.predictors import Predictor, load_predictor
 from pipeline.sources import ClipSource, Frame, FrameSource, open_source, prefetch
 from pipeline.tracking import MultiClassTracker
