@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from pipeline.analytics.calibration import CalibrationConfig, FloorMap, fit_homography
-from pipeline.analytics.engine import FloorTrack, RuleEngine
 from pipeline.analytics.events import Event, read_events_csv, write_events_csv
 from pipeline.analytics.footprint import box_footprint, mask_footprint
+from pipeline.analytics.rules import FloorTrack, RuleEngine
 from pipeline.analytics.rules_config import RulesConfig, load_rules
 from pipeline.analytics.scoring import AnalyticsScorer
 from pipeline.common import UserError

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.analytics.engine import FloorTrack, RuleEngine
 from pipeline.analytics.events import Event, write_events_csv
+from pipeline.analytics.rules import FloorTrack, RuleEngine
 from pipeline.analytics.rules_config import RulesConfig
 from pipeline.common import CLASS_NAMES, UserError, atomic_write_text
 

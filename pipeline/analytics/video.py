@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.analytics.clip_truth import events_from_rows, read_floor_truth
-from pipeline.analytics.engine import FloorTrack, RuleEngine
 from pipeline.analytics.events import Event, EventsCsv
 from pipeline.analytics.footprint import footprints
 from pipeline.analytics.overlay import Overlay, OverlayFrame
+from pipeline.analytics.rules import FloorTrack, RuleEngine
 from pipeline.analytics.rules_config import load_rules
 from pipeline.analytics.scoring import AnalyticsScorer
 from pipeline.common import CLASS_NAMES
