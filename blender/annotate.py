@@ -20,7 +20,7 @@ Method (also in the README):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,11 +204,14 @@ def silhouette(vertices: np.ndarray, triangles: np.ndarray, projection: np.ndarr
 # ---------------------------------------------------------------- COCO records
 
 def annotate(index_map: np.ndarray, instances: Sequence[InstanceGeometry], projection: np.ndarray,
-             min_visibility: float = 0.0, min_area: int = 0, margin: float = 0.5) -> list[dict]:
+             min_visibility: float = 0.0, min_area: int = 0, margin: float = 0.5,
+             silhouette_fn: Callable[[InstanceGeometry], Silhouette] | None = None) -> list[dict]:
     """COCO annotations (without `id`/`image_id`) for every instance with a visible pixel.
 
     Extra keys beyond COCO: `visibility` (0..1), `truncated` (bool), `instance_id` (the
-    pass index, which links the record to the scene plan).
+    pass index, which links the record to the scene plan). `silhouette_fn`: the unoccluded
+    silhouette of an instance when the image is not a plain pinhole view through
+    `projection` (a distorted lens: blender.distort.LensWarp.silhouette).
     """
     height, width = index_map.shape
     present = set(np.unique(index_map).tolist())
@@ -220,7 +223,10 @@ def annotate(index_map: np.ndarray, instances: Sequence[InstanceGeometry], proje
             continue
         mask = index_map == inst.instance_id
         area = int(mask.sum())
-        sil = silhouette(inst.vertices, inst.triangles, projection, width, height, margin)
+        if silhouette_fn is None:
+            sil = silhouette(inst.vertices, inst.triangles, projection, width, height, margin)
+        else:
+            sil = silhouette_fn(inst)
         # Cycles jitters each pixel's first sample inside the pixel filter, so a fully visible
         # object's mask can exceed its centre-sampled silhouette by a few border pixels.
         visibility = min(1.0, area / sil.total) if sil.total else 1.0

@@ -47,7 +47,21 @@ class BlenderFrames:
         sc = cfg.scene
         people = sc.pedestrians.count[1] > 0 or (sc.pallet_jacks.count[1] > 0 and sc.pallet_jacks.pushed_prob > 0)
         self.humans = load_human_index(cfg.humans_dir) if people else None
-        self.renderer = cycles.Renderer(cfg.render)
+        # a site's own models are imported (and checked) once, before any frame
+        from blender.assets.user import measure_assets
+
+        with cycles.quiet_blender():
+            self.assets = measure_assets(getattr(cfg, "assets", []))
+        # a calibrated lens: Cycles renders the larger undistorted view, blender.distort warps it
+        self.warp = None
+        render_cfg = cfg.render
+        if sc.camera.calibration:
+            from blender.distort import LensWarp
+            from blender.plan.site import site_lens
+
+            self.warp = LensWarp(site_lens(sc.camera.calibration, (self.width, self.height)))
+            render_cfg = cfg.render.model_copy(update={"resolution": tuple(self.warp.lens.render_size)})
+        self.renderer = cycles.Renderer(render_cfg)
         self.device = self.renderer.device  # what the manifest and each part record
         print(self.device.log_line(), file=sys.stderr, flush=True)
 
@@ -55,7 +69,8 @@ class BlenderFrames:
         """Image `index` of the dataset: its plan, and the rngs of its render seed and post effects."""
         scene_rng, seed_rng, post_rng = image_rngs(self.cfg.dataset.seed, index)
         plan = plan_scene(self.cfg.scene, scene_rng, negative=None, humans=self.humans,
-                          aspect=self.width / self.height)
+                          aspect=self.width / self.height, assets=self.assets,
+                          image_size=(self.width, self.height))
         return plan, seed_rng, post_rng
 
     def build(self, index: int) -> dict:
@@ -73,6 +88,8 @@ class BlenderFrames:
 
     def render(self, state: dict) -> tuple[np.ndarray, np.ndarray]:
         rgb, index_map = self.renderer.render(self.bpy.context.scene, seed=state["cycles_seed"])
+        if state["plan"].camera.lens is not None:
+            rgb, index_map = self.warp.apply(rgb, index_map)
         if rgb.shape[:2] != (self.height, self.width):
             raise RuntimeError(f"rendered {rgb.shape[1]}x{rgb.shape[0]}, expected {self.width}x{self.height}")
         return rgb, index_map
@@ -83,8 +100,13 @@ class BlenderFrames:
 
         a = self.cfg.annotation
         geoms = self.cycles.instance_geometry(state["instances"])
-        anns = annotate(index_map, geoms, self.cycles.camera_projection(self.bpy.context.scene),
-                        min_visibility=a.min_visibility, min_area=a.min_area, margin=a.silhouette_margin)
+        P = self.cycles.camera_projection(self.bpy.context.scene)
+        sil = None
+        if state["plan"].camera.lens is not None:  # silhouettes through the same lens as the masks
+            def sil(g):
+                return self.warp.silhouette(g.vertices, g.triangles, P, a.silhouette_margin)
+        anns = annotate(index_map, geoms, P, min_visibility=a.min_visibility, min_area=a.min_area,
+                        margin=a.silhouette_margin, silhouette_fn=sil)
         if self.cfg.render.postprocess:
             rgb = post.apply_post(rgb, state["plan"].post, state["post_rng"])
         return rgb, anns
@@ -110,6 +132,8 @@ class BlenderFrames:
                 "plan": {"camera": plan.camera.kind, "pedestrians": len(plan.pedestrians),
                          "pallet_jacks": len(plan.pallet_jacks), "distractors": len(plan.distractors),
                          "post": dataclasses.asdict(plan.post)}}
+        if plan.assets:  # parts of jobs without site assets stay as they were
+            meta["plan"]["assets"] = len(plan.assets)
         # camera kind and height ride on the image record so evaluation can slice by them
         extras = {"negative": bool(plan.negative), "camera": plan.camera.kind,
                   "camera_height_m": round(float(plan.camera.location[2]), 3)}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from blender.plan.calibration import cached_calibration
 from blender.plan.scene_config import SceneConfig
 from pipeline.common import StrictModel
 
@@ -102,6 +104,48 @@ class AnnotationConfig(StrictModel):
     silhouette_margin: float = Field(0.5, ge=0.0, le=4.0)  # canvas beyond each border, x image size
 
 
+ASSET_SUFFIXES = (".blend", ".glb", ".gltf", ".obj", ".fbx")
+
+
+class AssetConfig(StrictModel):
+    """A site's own model. Paths are relative to the working directory (like humans_dir); the
+    view measures its bounding box once per job, so no footprint is given here."""
+
+    path: str
+    category: str = "distractor"   # pallet_jack: labelled; anything else (rack, vehicle, ...): unlabelled
+    scale: float = Field(1.0, gt=0)
+    count: tuple[int, int] = (1, 1)  # copies per frame, drawn in [low, high]
+    # focus: among the labelled objects; scatter: a wider ring like the props; wall: along the
+    # staging-area side walls, turned to face the hall
+    placement: Literal["focus", "scatter", "wall"] = "focus"
+
+    @field_validator("path")
+    @classmethod
+    def _readable(cls, v: str) -> str:
+        p = Path(v)
+        if p.suffix.lower() not in ASSET_SUFFIXES:
+            raise ValueError(f"{v}: expected a {', '.join(ASSET_SUFFIXES)} file")
+        if not p.is_file():
+            raise ValueError(f"{v}: file not found")
+        return v
+
+    @field_validator("category")
+    @classmethod
+    def _not_people(cls, v: str) -> str:
+        # an unlabelled person would teach the detector that people are background
+        if v == "pedestrian":
+            raise ValueError("pedestrian assets are not supported (people come from humans_dir); "
+                             "use pallet_jack or an unlabelled category")
+        return v
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v):
+        if not 0 <= v[0] <= v[1]:
+            raise ValueError(f"[{v[0]}, {v[1]}]: expected 0 <= low <= high")
+        return v
+
+
 class SceneJobConfig(StrictModel):
     """What every Blender job shares: the engine, annotation rules, the scene and its people."""
 
@@ -109,6 +153,24 @@ class SceneJobConfig(StrictModel):
     annotation: AnnotationConfig = AnnotationConfig()
     scene: SceneConfig = SceneConfig()
     humans_dir: str = "assets_cache/humans"
+    assets: list[AssetConfig] = []
+
+    @model_validator(mode="after")
+    def _calibration_readable(self) -> SceneJobConfig:
+        # parsed here so a bad file stops the job before any output; the image size it was
+        # made at becomes the render resolution unless that was set (then they must agree)
+        cam = self.scene.camera
+        if cam.calibration is None:
+            return self
+        cal = cached_calibration(cam.calibration)
+        if cam.mode == "site" and not len(cal.rvecs):
+            raise ValueError(f"{cam.calibration}: rvec/tvec: camera.mode site needs at least one pose")
+        if cal.image_size is not None and tuple(self.render.resolution) != cal.image_size:
+            if "resolution" in self.render.model_fields_set:
+                raise ValueError(f"{cam.calibration}: image_width/image_height {list(cal.image_size)} differ from "
+                                 f"render.resolution {list(self.render.resolution)}")
+            object.__setattr__(self.render, "resolution", cal.image_size)
+        return self
 
     @model_validator(mode="after")
     def _camera_knows_the_image_height(self) -> SceneJobConfig:
@@ -150,6 +212,16 @@ class ClipSettings(StrictModel):
 class ClipJobConfig(SceneJobConfig):
     clip: ClipSettings = ClipSettings()
 
+    @model_validator(mode="after")
+    def _no_site_parts_yet(self) -> ClipJobConfig:
+        # the clip's analytics truth (calibration.yaml) is a pinhole projection and its
+        # motion planner knows only people and jacks: refuse rather than write wrong truth
+        if self.assets:
+            raise ValueError("assets: not supported in clips yet (render datasets only)")
+        if self.scene.camera.calibration:
+            raise ValueError("scene.camera.calibration: not supported in clips yet (render datasets only)")
+        return self
+
 
 # Keys that may change between runs into the same folder without changing any annotation:
 # the dataset can grow (num_images), machines differ in core count (threads) and in GPUs
@@ -161,7 +233,8 @@ _HASH_EXCLUDED = (("dataset", "num_images"), ("render", "threads"), ("render", "
 # default (the value drawn before they existed), so such a folder still resumes.
 _ADDED_SCENE_KEYS = (("layout", "dock_door_width"), ("layout", "dock_door_height"),
                      ("pallet_jacks", "platform_prob"), ("pallet_jacks", "fork_length"),
-                     ("pallet_jacks", "load_height"))
+                     ("pallet_jacks", "load_height"), ("camera", "calibration"), ("camera", "mode"),
+                     ("camera", "site_height_jitter_m"), ("camera", "site_angle_jitter_deg"))
 
 
 def config_hash(resolved: dict) -> str:
@@ -169,6 +242,8 @@ def config_hash(resolved: dict) -> str:
     data = json.loads(json.dumps(resolved))
     for section, key in _HASH_EXCLUDED:
         data.get(section, {}).pop(key, None)
+    if data.get("assets") == []:  # added later: a job without site assets hashes as before
+        del data["assets"]
     defaults = SceneConfig().model_dump(mode="json")
     for section, key in _ADDED_SCENE_KEYS:
         values = data.get("scene", {}).get(section, {})

@@ -18,9 +18,11 @@ from blender.plan.geometry import (
     jack_grip,
     project,
 )
+from blender.plan.calibration import cached_calibration
 from blender.plan.placement import FloorSpace
 from blender.plan.scene_config import CameraConfig
-from blender.plan.scene_plan import Camera, Jack, Person, RackRow, ScenePlan, View
+from blender.plan.scene_plan import Camera, Jack, Lens, Person, RackRow, ScenePlan, UserAsset, View
+from blender.plan.site import apply_lens, asset_boxes, draw_site_camera
 
 POSITION_TRIES = 50
 ROOF_CLEARANCE_M = 0.8       # the camera stays under the roof trusses
@@ -63,10 +65,16 @@ def draw_camera(cfg: CameraConfig, rng: Rng, floor: FloorSpace, target: np.ndarr
 
 
 def place_camera(cfg: CameraConfig, rng: Rng, floor: FloorSpace, focus: tuple[float, float], aspect: float,
-                 negative: bool, pedestrians: list[Person], jacks: list[Jack]) -> Camera:
+                 negative: bool, pedestrians: list[Person], jacks: list[Jack],
+                 assets: Sequence[UserAsset] = (), lens: Lens | None = None) -> Camera:
     """Up to cfg.max_tries cameras until one sees a labelled object (or, for a negative,
-    none can show); else the one that saw most."""
-    boxes = labelled_boxes(pedestrians, jacks)
+    none can show); else the one that saw most. `lens`: a calibrated camera (its intrinsics
+    replace the drawn field of view; camera.mode site also takes its poses)."""
+    boxes = labelled_boxes(pedestrians, jacks) + asset_boxes(assets)
+    image_h = cfg.image_height_px
+    if lens is not None:  # the in-view check works on the undistorted render
+        aspect = lens.render_size[0] / lens.render_size[1]
+        image_h = round(cfg.image_height_px * lens.render_size[1] / lens.image_size[1])
     racks = floor.layout.racks
     best = None
     for _ in range(cfg.max_tries):
@@ -77,8 +85,14 @@ def place_camera(cfg: CameraConfig, rng: Rng, floor: FloorSpace, focus: tuple[fl
             if negative and boxes:  # look somewhere away from the labelled objects
                 target = np.array([uniform(rng, (1, floor.layout.width - 1)),
                                    uniform(rng, (1, floor.layout.length - 1)), AIM_HEIGHT_M])
-        cam = draw_camera(cfg, rng, floor, target)
-        cam.view = camera_view(cam, boxes, racks, aspect, cfg.min_object_px, cfg.image_height_px)
+        if cfg.mode == "site":
+            cam = draw_site_camera(cached_calibration(cfg.calibration), cfg.site_height_jitter_m,
+                                   cfg.site_angle_jitter_deg, cfg.cctv_distance, rng, floor, target)
+        else:
+            cam = draw_camera(cfg, rng, floor, target)
+        if lens is not None:
+            apply_lens(cam, lens)
+        cam.view = camera_view(cam, boxes, racks, aspect, cfg.min_object_px, image_h)
         if negative:
             if not cam.view.maybe:
                 return cam
@@ -169,5 +183,5 @@ def camera_view(cam: Camera, boxes: list[tuple[str, int, np.ndarray]], racks: Se
 
 def check_camera_sees(plan: ScenePlan, aspect: float = 4 / 3, min_px: float = 24.0, image_h: int = 480) -> View:
     """Which labelled objects of a plan its camera sees."""
-    return camera_view(plan.camera, labelled_boxes(plan.pedestrians, plan.pallet_jacks), plan.layout.racks,
-                       aspect, min_px, image_h)
+    boxes = labelled_boxes(plan.pedestrians, plan.pallet_jacks) + asset_boxes(plan.assets)
+    return camera_view(plan.camera, boxes, plan.layout.racks, aspect, min_px, image_h)

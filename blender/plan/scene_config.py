@@ -5,7 +5,9 @@ Defaults are what a real warehouse looks like; `blender.plan.plan_scene` draws f
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from blender.palettes import PAINT
 from pipeline.common import StrictModel
@@ -97,6 +99,18 @@ class CameraConfig(_Section):
     min_object_px: float = Field(24.0, ge=1)     # projected height needed to count as seen
     image_height_px: int = Field(480, ge=16)     # only for the pixel threshold above
     max_tries: int = Field(60, ge=1)
+    # A site's own camera (blender/plan/calibration.py): intrinsics and lens distortion from an
+    # OpenCV calibration file; mode `site` also takes the height, tilt and roll of its poses.
+    calibration: str | None = None
+    mode: Literal["generic", "site"] = "generic"
+    site_height_jitter_m: float = Field(0.2, ge=0)    # std of the height drawn around a site pose
+    site_angle_jitter_deg: float = Field(2.0, ge=0)   # std of each tilt/roll/pan angle around it
+
+    @model_validator(mode="after")
+    def _site_needs_calibration(self) -> CameraConfig:
+        if self.mode == "site" and not self.calibration:
+            raise ValueError("mode 'site' needs calibration: FILE (an OpenCV YAML with rvec/tvec)")
+        return self
 
 
 class PedestrianConfig(_Section):

@@ -2,7 +2,9 @@
 
 Plain dataclasses (no bpy, no numpy): `ScenePlan.to_dict()` is the JSON form (the same keys
 in the same order as the untyped plans of version 1, so saved plans stay readable) and
-`ScenePlan.from_dict()` reads it back, refusing other versions. Units are metres and
+`ScenePlan.from_dict()` reads it back, refusing other versions. Version 2 adds a site's own
+assets (`assets`) and calibrated lens (`camera.lens`); both are left out of the JSON while
+unused, so a plan that uses neither stays version 1, byte for byte. Units are metres and
 degrees where the name says so; colours are sRGB 0..1; yaw is the angle of an object's
 local +X (its front) from world +X, in radians.
 """
@@ -15,7 +17,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-PLAN_VERSION = 1
+PLAN_VERSION = 1          # what a plan without site assets or a calibrated lens is
+SITE_PLAN_VERSION = 2     # a plan that uses either (the JSON gains `assets` / `camera.lens`)
+READ_VERSIONS = (PLAN_VERSION, SITE_PLAN_VERSION)
+# fields added after version 1: omitted from to_dict() while at their default
+_OMIT_DEFAULT = {"omit_default": True}
 RGB = list[float]
 
 
@@ -300,7 +306,40 @@ Distractor = Forklift | PalletStack | FloorLoad | Cart | Cone | Barrier | Bin
 DISTRACTOR_TYPES: dict[str, type] = {t.kind: t for t in typing.get_args(Distractor)}
 
 
+# ---------------------------------------------------------------- a site's own assets
+
+@dataclass
+class UserAsset:
+    """A site's own model (render config `assets:`), placed on the floor. The file is read
+    by the Blender view only; `size` is its scaled bounding box, measured there once per job."""
+
+    path: str
+    category: str          # "pallet_jack" (labelled, one instance) or the site's word for an unlabelled prop
+    scale: float
+    size: list[float]      # [length along local +X, width, height], metres, after scaling
+    x: float
+    y: float
+    yaw: float
+
+    @property
+    def labelled(self) -> bool:
+        return self.category == "pallet_jack"
+
+
 # ---------------------------------------------------------------- camera, post, plan
+
+@dataclass
+class Lens:
+    """A calibrated camera (blender.plan.calibration): the scene is rendered undistorted by a
+    centred pinhole of `render_size` and `render_focal_px`, then both the image and the index
+    pass are remapped into the calibrated image (blender/distort.py). OpenCV pixel convention."""
+
+    camera_matrix: list[list[float]]
+    dist_coeffs: list[float]
+    model: str             # "pinhole" (k1 k2 p1 p2 [k3 ...]) or "fisheye" (k1..k4)
+    image_size: list[int]  # [width, height] of the calibrated (output) image
+    render_size: list[int]
+    render_focal_px: float
 
 @dataclass
 class View:
@@ -322,6 +361,7 @@ class Camera:
     matrix: list[list[float]]       # columns: camera X (right), Y (up), Z (backwards) in world
     rotation_euler: list[float]     # Blender XYZ Euler of `matrix`
     view: View = field(default_factory=View)
+    lens: Lens | None = field(default=None, metadata=_OMIT_DEFAULT)  # calibrated camera, else ideal pinhole
 
 
 @dataclass
@@ -349,6 +389,7 @@ class ScenePlan:
     distractors: list[Distractor]
     camera: Camera
     post: Post
+    assets: list[UserAsset] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
     def to_dict(self) -> dict:
         return _to_dict(self)
@@ -357,9 +398,14 @@ class ScenePlan:
     def from_dict(cls, data: dict) -> ScenePlan:
         """A plan's JSON form back to a plan; another version or a bad field is a ValueError."""
         version = data.get("version") if isinstance(data, dict) else None
-        if version != PLAN_VERSION:
-            raise ValueError(f"scene plan version {version!r}: this code reads version {PLAN_VERSION} only")
+        if version not in READ_VERSIONS:
+            raise ValueError(f"scene plan version {version!r}: this code reads versions {list(READ_VERSIONS)}")
         return _from_dict(cls, data, "plan")
+
+
+def plan_version(assets: list, lens: Lens | None) -> int:
+    """Version 1 unless the plan uses what version 2 added (readers of version 1 would drop it)."""
+    return SITE_PLAN_VERSION if assets or lens is not None else PLAN_VERSION
 
 
 # ---------------------------------------------------------------- JSON form
@@ -370,11 +416,19 @@ def _class_kind(tp: type) -> str | None:
     return kind if isinstance(kind, str) and "kind" not in {f.name for f in dataclasses.fields(tp)} else None
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def _to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         kind = _class_kind(type(obj))
         out = {} if kind is None else {"kind": kind}
-        out.update((f.name, _to_dict(getattr(obj, f.name))) for f in dataclasses.fields(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("omit_default") and value == _default(f):
+                continue
+            out[f.name] = _to_dict(value)
         return out
     if isinstance(obj, list):
         return [_to_dict(v) for v in obj]

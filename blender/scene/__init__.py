@@ -5,7 +5,8 @@
     clear_scene()                                # back to the empty baseline
 
 Every mesh part of a labelled instance gets obj.pass_index = instance_id (1..N:
-pedestrians in plan order, then pallet jacks); everything else keeps 0. Render settings,
+pedestrians in plan order, then pallet jacks, then the site's labelled assets); everything
+else keeps 0. Render settings,
 resolution and the compositor belong to blender.cycles and are not touched here.
 """
 
@@ -20,6 +21,7 @@ from blender.assets.distractors import build_distractor
 from blender.assets.loads import LoadMeshes
 from blender.assets.pallet_jack import build_pallet_jack
 from blender.assets.pedestrian import HumanMeshes, build_pedestrian
+from blender.assets.user import build_user_asset, load_asset
 from blender.materials import Materials
 from blender.meshes import COLLECTION
 from blender.plan.scene_plan import ScenePlan
@@ -51,6 +53,8 @@ def build_scene(plan: ScenePlan, humans_dir: Path | str | None) -> list[Instance
         # scene is still empty (~30 ms per mesh instead of ~250 ms in a built warehouse)
         humans = HumanMeshes(Path(humans_dir))
         humans.preload(plan.pedestrians)
+    for a in plan.assets:  # imports too, while the scene is empty (cached after the first frame)
+        load_asset(a.path)
     mats = Materials()
     loads = LoadMeshes(plan, mats)
     build_floor(plan, mats)
@@ -68,6 +72,11 @@ def build_scene(plan: ScenePlan, humans_dir: Path | str | None) -> list[Instance
         iid = len(instances) + 1
         parts, props = build_pallet_jack(j, i, iid, mats, loads)
         instances.append(Instance(iid, CATEGORY_ID["pallet_jack"], parts, f"pallet_jacks[{i}]", props))
+    for i, a in enumerate(plan.assets):
+        iid = len(instances) + 1 if a.labelled else 0
+        parts = build_user_asset(a, i, iid)
+        if a.labelled:
+            instances.append(Instance(iid, CATEGORY_ID[a.category], parts, f"assets[{i}]"))
     for i, d in enumerate(plan.distractors):
         build_distractor(d, i, mats, loads)
     # evaluate now so matrix_world of the camera and of every part is valid for callers
