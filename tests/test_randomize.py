@@ -65,8 +65,9 @@ def test_plan_json_keeps_the_version_1_layout():
 
 def test_plan_from_dict_refuses_other_versions_and_names_bad_fields():
     d = _plan(4).to_dict()
-    with pytest.raises(ValueError, match="version 2: this code reads version 1"):
-        ScenePlan.from_dict({**d, "version": 2})
+    # version 2 adds site assets and a calibrated lens (tests/test_site_camera.py)
+    with pytest.raises(ValueError, match=r"version 3: this code reads versions \[1, 2\]"):
+        ScenePlan.from_dict({**d, "version": 3})
     with pytest.raises(ValueError, match="version None"):
         ScenePlan.from_dict({k: v for k, v in d.items() if k != "version"})
     bad = json.loads(json.dumps(d))

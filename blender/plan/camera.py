@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from blender.plan.calibration import cached_calibration
 from blender.plan.draw import Rng, pick, uniform
 from blender.plan.geometry import (
     JACK_PIVOT_Z,
@@ -18,7 +19,6 @@ from blender.plan.geometry import (
     jack_grip,
     project,
 )
-from blender.plan.calibration import cached_calibration
 from blender.plan.placement import FloorSpace
 from blender.plan.scene_config import CameraConfig
 from blender.plan.scene_plan import Camera, Jack, Lens, Person, RackRow, ScenePlan, UserAsset, View

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from blender.plan.calibration import Calibration, blender_pose, cached_calibration, lens_fov_deg, make_lens
+from blender.plan.calibration import (
+    Calibration,
+    blender_pose,
+    cached_calibration,
+    lens_fov_deg,
+    make_lens,
+)
 from blender.plan.draw import Rng, integer, uniform
 from blender.plan.geometry import SENSOR_WIDTH_MM, Footprint, footprint_corners, matrix_to_euler_xyz
 from blender.plan.placement import FloorSpace
