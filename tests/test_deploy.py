@@ -27,6 +27,9 @@ def bash_syntax(path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+SCRIPT_INPUTS = {"ARGS", "CONFIG", "OUT", "RUN", "DATA", "PY", "GPUS_PER_NODE", "MASTER_PORT"}
+
+
 def traced_commands(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
     """Run a batch script with `srun`, `scontrol` and the python it starts replaced by shims
     that log their argv: the commands it would run, after the shell expanded them."""
@@ -38,7 +41,9 @@ def traced_commands(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
         (bin_dir / name).chmod(0o755)
     (bin_dir / "scontrol").write_text("#!/bin/sh\necho node1\necho node2\n")
     (bin_dir / "scontrol").chmod(0o755)
-    full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PY": str(bin_dir / "python"),
+    # the scripts' own inputs come only from `env`: make exports ARGS (e.g. make test ARGS="-q")
+    inherited = {k: v for k, v in os.environ.items() if k not in SCRIPT_INPUTS and not k.startswith("SLURM_")}
+    full_env = {**inherited, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PY": str(bin_dir / "python"),
                 "SLURM_SUBMIT_DIR": str(ROOT), **env}
     proc = subprocess.run(["bash", str(script)], env=full_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
