@@ -83,7 +83,6 @@ class MetricsWriter(Hook):
                  stages: Unfreeze):
         self.every, self.log, self.tb, self.dist, self.stages = every, log, tb, dist, stages
         self.window: list[float] = []
-        self.t0 = time.time()
 
     def after_step(self, state: TrainState) -> None:
         self.window.append(state.step_seconds)
@@ -99,7 +98,7 @@ class MetricsWriter(Hook):
             self.log.write({"step": state.step, **{k: round(v, 6) for k, v in losses.items()},
                             **{f"lr_{k}": v for k, v in lrs.items()}, "trainable_stages": self.stages.stages,
                             "s_per_it": round(sum(self.window) / len(self.window), 4),
-                            "time": round(time.time() - self.t0, 2)})
+                            "time": round(time.time() - state.started, 2)})
             for k, v in losses.items():
                 self.tb.add_scalar(f"train/{k}", v, state.step)
             for k, v in lrs.items():
@@ -120,7 +119,6 @@ class Validation(Hook):
                  tb_images: int, checkpointer: Checkpointer):
         self.every, self.loader, self.gt, self.out, self.log = every, loader, gt, out, log
         self.tb, self.tb_images, self.checkpointer = tb, tb_images, checkpointer
-        self.t0 = time.time()
 
     def after_step(self, state: TrainState) -> None:
         if not ((self.every and state.step % self.every == 0) or state.step == state.max_iters):
@@ -130,7 +128,7 @@ class Validation(Hook):
             head = headline(state.last_metrics)
             if head is not None:
                 self.log.write({"step": state.step, "event": "eval", head[0]: head[1],
-                                "train_time": round(state.train_time, 2), "wall": round(time.time() - self.t0, 2),
+                                "train_time": round(state.train_time, 2), "wall": round(time.time() - state.started, 2),
                                 **state.last_metrics})
                 plot_run(self.out)
                 if state.best is None or head[1] > state.best["value"]:

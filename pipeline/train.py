@@ -249,7 +249,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     hooks = [unfreeze, MetricsWriter(cfg.log.log_every, log, tb, dinfo, unfreeze),
              Validation(cfg.log.eval_every, val_loader, gt, out, log, tb, cfg.log.tb_images, checkpointer),
              PeriodicCheckpoint(cfg.log.checkpoint_every, out / "last.pt", checkpointer)]
-    t0 = time.time()
     try:
         train(state, loader, hooks, cfg.solver.clip_grad_norm,
               all_reduce=distributed.all_reduce_mean if dinfo.enabled else None, progress=dinfo.is_main)
@@ -263,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpointer.save(out / "best.pt", state, gather=False)  # no validation: the final weights are the best we know
     distributed.cleanup()
     if dinfo.is_main:
-        write_summary(out, cfg, state, start_step, time.time() - t0, dinfo, init_info, val_loader is not None)
+        write_summary(out, cfg, state, start_step, time.time() - state.started, dinfo, init_info, val_loader is not None)
     return 0
 
 

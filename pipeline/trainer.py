@@ -39,6 +39,7 @@ class TrainState:
     first_loss: float | None = None
     last_loss: float | None = None
     net: nn.Module | None = None   # what the step runs: the model or its DDP wrapper
+    started: float = 0.0           # time.time() when this session's loop began (wall-clock records)
 
     def lrs(self) -> dict[str, float]:
         return {g["name"]: g["lr"] for g in self.optimizer.param_groups}
@@ -66,6 +67,7 @@ def train(state: TrainState, batches: Iterable, hooks: list[Hook], clip_grad_nor
                 desc="train")
     times: list[float] = []
     it = iter(batches)
+    state.started = time.time()
     try:
         for h in hooks:
             h.before_train(state)
