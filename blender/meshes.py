@@ -122,12 +122,36 @@ class MeshBuilder:
         me.loops.foreach_set("vertex_index", loops)
         me.polygons.add(len(faces))
         me.polygons.foreach_set("loop_start", starts)
+        metric, unit = _face_uvs(verts.astype(np.float64), faces, loops, starts)
+        for uv_name, uv in (("UVMap", metric), ("face01", unit)):
+            me.uv_layers.new(name=uv_name).data.foreach_set("uv", uv.astype(np.float32).ravel())
         for m in materials:
             me.materials.append(m)
         me.polygons.foreach_set("material_index", np.clip(mats, 0, max(0, len(materials) - 1)))
         me.update(calc_edges=True)
         me.validate(clean_customdata=False)
         return me
+
+
+def _face_uvs(verts: np.ndarray, faces: np.ndarray, loops: np.ndarray,
+              starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two UV layers per loop, for materials (blender/materials): "UVMap" in metres in each
+    face's own plane (first edge = u; tiles a user's PBR set at its true size, with tangents
+    for its normal map) and "face01", the same stretched to 0..1 over each face (a carton's
+    tape and label sit at the same place whatever its size). On box sides v points up."""
+    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    e1 = v1 - v0
+    e1 /= np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-12)
+    n = np.cross(v1 - v0, v2 - v0)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    e2 = np.cross(n, e1)
+    face_of_loop = np.repeat(np.arange(len(faces)), (faces >= 0).sum(1))
+    pts = verts[loops]
+    metric = np.c_[(pts * e1[face_of_loop]).sum(1), (pts * e2[face_of_loop]).sum(1)]
+    lo = np.minimum.reduceat(metric, starts, axis=0)
+    hi = np.maximum.reduceat(metric, starts, axis=0)
+    unit = (metric - lo[face_of_loop]) / np.maximum(hi - lo, 1e-9)[face_of_loop]
+    return metric, unit
 
 
 def _fan(idx: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from blender.assets.loads import LoadMeshes, add_pallet
-from blender.materials import Materials
+from blender.materials import Materials, slot
 from blender.meshes import MeshBuilder, add_object, rot_z
 from blender.plan.scene_plan import Barrier, Bin, Cart, Cone, Distractor, Forklift
 
@@ -92,23 +92,25 @@ def build_distractor(d: Distractor, index: int, mats: Materials, loads: LoadMesh
     kind = d.kind
     loc = (d.x, d.y, 0.0)
     if kind == "load":
-        return [add_object(f"distractor_{index}_load", loads.get(d.load, d.variant, d.height),
+        return [add_object(f"distractor_{index}_load", loads.get(d.load, d.variant, d.height, look=d.look),
                            location=loc, yaw=d.yaw)]
     if kind == "pallet_stack":
         mb = MeshBuilder()
         for k in range(d.count):
             add_pallet(mb, 1.2, 0.8, z=k * 0.146, mat=0)
-        mat = (mats.plain("plastic_pallet", (0.15, 0.25, 0.5), roughness=0.5) if d.plastic
-               else loads.materials[0])
+        mat = (mats.surface(f"pallets_{index}", slot(d.surfaces, 0))
+               or (mats.plain("plastic_pallet", (0.15, 0.25, 0.5), roughness=0.5) if d.plastic
+                   else loads.materials[0]))
         return [add_object(f"distractor_{index}_pallets", mb.build(f"pallets_{index}", [mat]),
                            location=loc, yaw=d.yaw)]
     color = d.color or (0.5, 0.5, 0.5)
-    materials = [mats.plain(f"{kind}_paint_{index}", color, roughness=0.4, coat=0.2),
-                 mats.plain("prop_dark", (0.05, 0.05, 0.05), roughness=0.7),
-                 mats.plain("prop_steel", (0.55, 0.55, 0.57), roughness=0.35, metallic=0.8),
-                 mats.plain(f"{kind}_accent", {"cone": (0.95, 0.95, 0.95), "cart": (0.65, 0.5, 0.3),
-                                               "forklift": (1.0, 0.55, 0.05)}.get(kind, (0.9, 0.9, 0.9)),
-                            roughness=0.5, emission=1.0 if kind == "forklift" else 0.0)]
+    plain = [mats.plain(f"{kind}_paint_{index}", color, roughness=0.4, coat=0.2),
+             mats.plain("prop_dark", (0.05, 0.05, 0.05), roughness=0.7),
+             mats.plain("prop_steel", (0.55, 0.55, 0.57), roughness=0.35, metallic=0.8),
+             mats.plain(f"{kind}_accent", {"cone": (0.95, 0.95, 0.95), "cart": (0.65, 0.5, 0.3),
+                                           "forklift": (1.0, 0.55, 0.05)}.get(kind, (0.9, 0.9, 0.9)),
+                        roughness=0.5, emission=1.0 if kind == "forklift" else 0.0)]
+    materials = [mats.surface(f"{kind}_{i}_{index}", slot(d.surfaces, i)) or m for i, m in enumerate(plain)]
     builder = {"forklift": _forklift, "cart": _cart, "cone": _cone, "barrier": _barrier, "bin": _bin}[kind]
     mb = builder(d)
     return [add_object(f"distractor_{index}_{kind}", mb.build(f"{kind}_{index}", materials),

@@ -1,16 +1,17 @@
 """Pallets and what sits on them (carton stacks, stretch-wrapped loads, plastic crates).
 
-One mesh per (kind, variant, height to 10 cm, footprint) per frame; every rack slot holding
-the same load is a linked duplicate of it, so hundreds of loads cost a few meshes.
+One mesh per (kind, variant, height to 10 cm, footprint, look) per frame; every rack slot
+holding the same load is a linked duplicate of it, so hundreds of loads cost a few meshes. A
+look is one set of load materials (plan.materials.loads); plans without materials have one.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from blender.materials import Materials
+from blender.materials import Materials, slot
 from blender.meshes import MeshBuilder
-from blender.plan.scene_plan import ScenePlan
+from blender.plan.scene_plan import LOAD_SLOTS, ScenePlan
 
 PALLET_H = 0.144
 GRIDS = [(2, 2), (3, 2), (2, 3), (3, 3)]  # cartons per layer, by variant
@@ -62,22 +63,26 @@ class LoadMeshes:
 
     def __init__(self, plan: ScenePlan, mats: Materials):
         sc = plan.stock_colors
-        self.materials = [
+        plain = [
             mats.textured("pallet_wood", (0.62, 0.48, 0.32), (0.50, 0.38, 0.25), scale=8.0, roughness=0.85),
             mats.textured("cardboard", sc.cardboard[0], sc.cardboard[1], scale=2.0, roughness=0.8),
             mats.plain("stretch_wrap", sc.wrap, roughness=0.22, coat=0.6),
             mats.plain("crate_plastic", sc.crate, roughness=0.45),
             mats.plain("cardboard_dark", sc.cardboard[3], roughness=0.8),
         ]
+        looks = plan.materials.loads if plan.materials else [[]]
+        self.looks = [[mats.surface(f"{name}_{k}", slot(look, i)) or plain[i]
+                       for i, name in enumerate(LOAD_SLOTS)] for k, look in enumerate(looks)]
+        self.materials = self.looks[0]
         self._cache: dict[tuple, bpy.types.Mesh] = {}
 
     def get(self, kind: str, variant: int, height: float, length: float = 1.2,
-            width: float = 0.8) -> bpy.types.Mesh:
-        key = (kind, variant % 4, round(height * 10) / 10, round(length, 2), round(width, 2))
+            width: float = 0.8, look: int = 0) -> bpy.types.Mesh:
+        key = (kind, variant % 4, round(height * 10) / 10, round(length, 2), round(width, 2), look % len(self.looks))
         mesh = self._cache.get(key)
         if mesh is None:
             mb = MeshBuilder()
             add_load(mb, kind, key[1], key[2], key[3], key[4])
-            mesh = mb.build(f"load_{kind}", self.materials)
+            mesh = mb.build(f"load_{kind}", self.looks[key[5]])
             self._cache[key] = mesh
         return mesh

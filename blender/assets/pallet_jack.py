@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from blender.assets.loads import LoadMeshes
-from blender.materials import Materials
+from blender.materials import Materials, slot
 from blender.meshes import MeshBuilder, add_object, rot_y
 from blender.plan.geometry import JACK_PIVOT_Z, PLATFORM_LENGTH_M, PLATFORM_TOP_M, jack_extent
 from blender.plan.scene_plan import Jack
@@ -81,8 +81,11 @@ def jack_mesh(j: Jack) -> MeshBuilder:
 def build_pallet_jack(j: Jack, index: int, instance_id: int, mats: Materials,
                       loads: LoadMeshes) -> tuple[list, list]:
     """-> (parts of the labelled instance, unlabelled objects it carries)."""
-    paint = mats.plain(f"jack_paint_{index}", j.color, roughness=0.35, coat=0.3)
-    materials = [paint, mats.plain("jack_rubber", (0.04, 0.04, 0.04), roughness=0.8),
+    paint = (mats.surface(f"jack_paint_{index}", slot(j.surfaces, 0))
+             or mats.plain(f"jack_paint_{index}", j.color, roughness=0.35, coat=0.3))
+    rubber = (mats.surface(f"jack_rubber_{index}", slot(j.surfaces, 1))
+              or mats.plain("jack_rubber", (0.04, 0.04, 0.04), roughness=0.8))
+    materials = [paint, rubber,
                  mats.plain("jack_steel", (0.5, 0.5, 0.52), roughness=0.4, metallic=0.8),
                  mats.plain("jack_chrome", (0.9, 0.9, 0.9), roughness=0.1, metallic=1.0)]
     mesh = jack_mesh(j).build(f"pallet_jack_{index}", materials)
@@ -92,7 +95,7 @@ def build_pallet_jack(j: Jack, index: int, instance_id: int, mats: Materials,
     if j.load is not None:
         x_min, x_max = jack_extent(j)
         cx = x_max - 0.6  # pallet heel against the fork heel (forks enter between the blocks)
-        mesh = loads.get(j.load.kind, j.load.variant, j.load.height, 1.2, 0.8)
+        mesh = loads.get(j.load.kind, j.load.variant, j.load.height, 1.2, 0.8, look=j.load.look)
         c, s = math.cos(j.yaw), math.sin(j.yaw)
         carried.append(add_object(f"jack_load_{index}", mesh,
                                   location=(j.x + c * cx, j.y + s * cx, j.fork_height - 0.085),

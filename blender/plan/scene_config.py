@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from blender.palettes import PAINT
+from blender.plan.textures import hdri_files, texture_sets
 from pipeline.common import StrictModel
 
 Range = tuple[float, float]
@@ -18,6 +19,8 @@ IntRange = tuple[int, int]
 POSES = ("walk", "stand", "carry", "bend", "crouch", "push")
 DISTRACTOR_KINDS = ("forklift", "pallet_stack", "load", "cart", "cone", "barrier", "bin")
 STOCK_KINDS = ("boxes", "wrapped", "crate", "pallet")
+# procedural material families (blender/materials); a surface whose family is off stays plain
+MATERIAL_FAMILIES = ("concrete", "painted_steel", "wood", "cardboard", "shrink_wrap", "rubber", "plastic")
 
 
 def _check_range(v):
@@ -72,6 +75,47 @@ class MaterialConfig(_Section):
     floor_stains: Range = (0.0, 0.6)       # strength of dark stains
     floor_roughness: Range = (0.35, 0.8)
     wall_palettes: int = Field(4, ge=1, le=4)  # how many of the wall colour schemes to draw from
+    # Procedural materials (docs/materials.md); an empty list keeps the plain materials of
+    # plan version 1. wear: cracks, chips, scuffs; dirt: stains and grime (0..1 each).
+    families: list[str] = list(MATERIAL_FAMILIES)
+    wear: Range = (0.0, 0.8)
+    dirt: Range = (0.0, 0.7)
+    load_looks: int = Field(3, ge=1, le=8)    # looks of the stock loads per frame (each a few meshes)
+    # A folder of the user's PBR sets (files *_Color/_BaseColor/_diff, *_Roughness/_rough,
+    # *_Normal/_NormalGL/_nor_gl) and the share of surfaces that take one instead of a pattern.
+    texture_dir: str | None = None
+    texture_prob: float = Field(0.5, ge=0, le=1)
+    # A folder of .hdr/.exr environment maps: world light through the dock doors.
+    hdri_dir: str | None = None
+    hdri_prob: float = Field(1.0, ge=0, le=1)
+    hdri_strength: Range = (0.3, 1.5)
+
+    @field_validator("families")
+    @classmethod
+    def _families_known(cls, v):
+        bad = [f for f in v if f not in MATERIAL_FAMILIES]
+        if bad:
+            raise ValueError(f"unknown family {bad[0]!r}; choose from {list(MATERIAL_FAMILIES)}")
+        return v
+
+    @field_validator("texture_dir")
+    @classmethod
+    def _textures_readable(cls, v):
+        if v is not None:
+            texture_sets(v)   # a missing folder, no set or an unreadable file: one line naming it
+        return v
+
+    @field_validator("hdri_dir")
+    @classmethod
+    def _hdris_readable(cls, v):
+        if v is not None:
+            hdri_files(v)
+        return v
+
+    @property
+    def enabled(self) -> bool:
+        """Whether frames get a SceneMaterials (plan version 3) at all."""
+        return bool(self.families or self.texture_dir or self.hdri_dir)
 
 
 class LightConfig(_Section):

@@ -3,8 +3,9 @@
 Plain dataclasses (no bpy, no numpy): `ScenePlan.to_dict()` is the JSON form (the same keys
 in the same order as the untyped plans of version 1, so saved plans stay readable) and
 `ScenePlan.from_dict()` reads it back, refusing other versions. Version 2 adds a site's own
-assets (`assets`) and calibrated lens (`camera.lens`); both are left out of the JSON while
-unused, so a plan that uses neither stays version 1, byte for byte. Units are metres and
+assets (`assets`) and calibrated lens (`camera.lens`); version 3 adds procedural materials
+(`materials`, and the per-object `surfaces` / `look` they pick). All are left out of the JSON
+while unused, so a plan that uses none of them stays version 1, byte for byte. Units are metres and
 degrees where the name says so; colours are sRGB 0..1; yaw is the angle of an object's
 local +X (its front) from world +X, in radians.
 """
@@ -19,10 +20,70 @@ from typing import Any, ClassVar
 
 PLAN_VERSION = 1          # what a plan without site assets or a calibrated lens is
 SITE_PLAN_VERSION = 2     # a plan that uses either (the JSON gains `assets` / `camera.lens`)
-READ_VERSIONS = (PLAN_VERSION, SITE_PLAN_VERSION)
+MATERIAL_PLAN_VERSION = 3  # a plan with procedural materials (the JSON gains `materials`, `surfaces`, `look`)
+READ_VERSIONS = (PLAN_VERSION, SITE_PLAN_VERSION, MATERIAL_PLAN_VERSION)
 # fields added after version 1: omitted from to_dict() while at their default
 _OMIT_DEFAULT = {"omit_default": True}
 RGB = list[float]
+
+
+# ---------------------------------------------------------------- materials (version 3)
+
+@dataclass
+class TextureSet:
+    """A user's PBR set (scene.materials.texture_dir): image paths; roughness/normal may be absent."""
+
+    name: str
+    color: str
+    roughness: str | None = None
+    normal: str | None = None
+
+
+@dataclass
+class Surface:
+    """One procedural material, built by blender/materials from these numbers alone.
+
+    family: blender.plan.scene_config.MATERIAL_FAMILIES. color/color2: base and secondary colour
+    (concrete patches, wood grain, label paper, the metal under chipped paint). wear: cracks,
+    chips, scuffs; dirt: stains and grime; marks: tyre marks (concrete), tape and labels
+    (cardboard). scale: pattern size in metres; seed: offsets the noise so no two look alike.
+    texture: a user PBR set that replaces the procedural pattern.
+    """
+
+    family: str
+    color: RGB
+    color2: RGB
+    roughness: float
+    wear: float
+    dirt: float
+    marks: float
+    scale: float
+    seed: float
+    texture: TextureSet | None = field(default=None, metadata=_OMIT_DEFAULT)
+
+
+@dataclass
+class Hdri:
+    """World light from an environment map (scene.materials.hdri_dir), turned about z."""
+
+    path: str
+    rotation_deg: float
+    strength: float
+
+
+# slots of a load look, in the material order of blender/assets/loads.py
+LOAD_SLOTS = ("wood", "cardboard", "wrap", "crate", "cardboard_dark")
+
+
+@dataclass
+class SceneMaterials:
+    """The building's surfaces and the looks that loads pick by `look` (None: a plain material)."""
+
+    floor: Surface | None
+    walls: list[Surface | None]        # [upper wall, lower band]
+    racks: list[Surface | None]        # [frame, beam]
+    loads: list[list[Surface | None]]  # looks, each in LOAD_SLOTS order
+    hdri: Hdri | None = None
 
 
 # ---------------------------------------------------------------- building
@@ -100,6 +161,7 @@ class StockItem:
     width: float
     height: float
     variant: int
+    look: int = field(default=0, metadata=_OMIT_DEFAULT)  # SceneMaterials.loads index
 
 
 @dataclass
@@ -191,6 +253,7 @@ class JackLoad:
     kind: str
     height: float
     variant: int
+    look: int = field(default=0, metadata=_OMIT_DEFAULT)
 
 
 @dataclass
@@ -210,6 +273,7 @@ class Jack:
     x: float = 0.0
     y: float = 0.0
     yaw: float = 0.0
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)  # [paint, rubber]
 
 
 # ---------------------------------------------------------------- unlabelled props
@@ -227,6 +291,8 @@ class Forklift:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
 
 @dataclass
@@ -239,6 +305,8 @@ class PalletStack:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
 
 @dataclass
@@ -252,6 +320,9 @@ class FloorLoad:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
+    look: int = field(default=0, metadata=_OMIT_DEFAULT)  # SceneMaterials.loads index
 
 
 @dataclass
@@ -265,6 +336,8 @@ class Cart:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
 
 @dataclass
@@ -276,6 +349,8 @@ class Cone:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
 
 @dataclass
@@ -288,6 +363,8 @@ class Barrier:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
 
 @dataclass
@@ -300,6 +377,8 @@ class Bin:
     x: float
     y: float
     yaw: float
+    # [paint, dark, steel, accent] (pallet_stack: [pallets]); empty: plain materials
+    surfaces: list[Surface | None] = field(default_factory=list, metadata=_OMIT_DEFAULT)
 
 
 Distractor = Forklift | PalletStack | FloorLoad | Cart | Cone | Barrier | Bin
@@ -390,6 +469,7 @@ class ScenePlan:
     camera: Camera
     post: Post
     assets: list[UserAsset] = field(default_factory=list, metadata=_OMIT_DEFAULT)
+    materials: SceneMaterials | None = field(default=None, metadata=_OMIT_DEFAULT)
 
     def to_dict(self) -> dict:
         return _to_dict(self)
@@ -403,8 +483,10 @@ class ScenePlan:
         return _from_dict(cls, data, "plan")
 
 
-def plan_version(assets: list, lens: Lens | None) -> int:
-    """Version 1 unless the plan uses what version 2 added (readers of version 1 would drop it)."""
+def plan_version(assets: list, lens: Lens | None, materials: SceneMaterials | None = None) -> int:
+    """The lowest version whose readers keep everything the plan uses (older ones would drop it)."""
+    if materials is not None:
+        return MATERIAL_PLAN_VERSION
     return SITE_PLAN_VERSION if assets or lens is not None else PLAN_VERSION
 
 

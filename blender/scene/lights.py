@@ -8,6 +8,7 @@ import bpy
 import numpy as np
 
 from blender.materials import Materials, srgb_to_linear
+from blender.materials.pbr import load_image
 from blender.meshes import MeshBuilder, add_object
 from blender.plan.geometry import look_at_matrix, matrix_to_euler_xyz
 from blender.plan.scene_plan import ScenePlan
@@ -77,4 +78,16 @@ def _world(plan: ScenePlan) -> None:
     sky = (0.55, 0.68, 0.85) if day else (0.35, 0.38, 0.42)
     bg.inputs["Color"].default_value = srgb_to_linear(sky)
     bg.inputs["Strength"].default_value = day.sky_strength if day else li.world_strength
+    hdri = plan.materials.hdri if plan.materials else None
+    if hdri is not None:  # the environment map lights the hall through the doors instead of a flat sky
+        env = nt.nodes.new("ShaderNodeTexEnvironment")
+        env.image = load_image(hdri.path, color=False)
+        env.image.colorspace_settings.name = "Linear Rec.709"
+        turn = nt.nodes.new("ShaderNodeMapping")
+        turn.inputs["Rotation"].default_value = (0.0, 0.0, math.radians(hdri.rotation_deg))
+        coord = nt.nodes.new("ShaderNodeTexCoord")
+        nt.links.new(coord.outputs["Generated"], turn.inputs["Vector"])
+        nt.links.new(turn.outputs["Vector"], env.inputs["Vector"])
+        nt.links.new(env.outputs["Color"], bg.inputs["Color"])
+        bg.inputs["Strength"].default_value = hdri.strength
     bpy.context.scene.world = world

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from blender.assets.loads import LoadMeshes
-from blender.materials import Materials
+from blender.materials import Materials, slot
 from blender.meshes import MeshBuilder, add_object
 from blender.plan.layout import BEAM_HEIGHT_M
 from blender.plan.scene_plan import RackRow, ScenePlan
 
 
 def build_racks(plan: ScenePlan, mats: Materials, loads: LoadMeshes) -> list:
-    frame = mats.plain("rack_frame", plan.rack_colors.frame, roughness=0.45, metallic=0.3)
-    beam = mats.plain("rack_beam", plan.rack_colors.beam, roughness=0.4, metallic=0.3)
+    painted = plan.materials.racks if plan.materials else []
+    frame = (mats.surface("rack_frame", slot(painted, 0))
+             or mats.plain("rack_frame", plan.rack_colors.frame, roughness=0.45, metallic=0.3))
+    beam = (mats.surface("rack_beam", slot(painted, 1))
+            or mats.plain("rack_beam", plan.rack_colors.beam, roughness=0.4, metallic=0.3))
     objs = []
     for i, row in enumerate(plan.layout.racks):
         objs.append(add_object(f"rack_{i}", _row_mesh(row, i).build(f"rack_{i}", [frame, beam])))
     for k, s in enumerate(plan.stock):
-        mesh = loads.get(s.kind, s.variant, s.height, s.length, s.width)
+        mesh = loads.get(s.kind, s.variant, s.height, s.length, s.width, look=s.look)
         objs.append(add_object(f"stock_{k}", mesh, location=(s.x, s.y, s.z)))
     return objs
 

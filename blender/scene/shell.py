@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from blender.materials import Materials
+from blender.materials import Materials, slot
 from blender.meshes import MeshBuilder, add_object, rot_z
 from blender.plan.scene_plan import ScenePlan
 
@@ -17,8 +17,10 @@ def build_floor(plan: ScenePlan, mats: Materials) -> list:
     W, L = lay.width, lay.length
     v = fl.value
     base = [v * 2 * c for c in fl.tint]
-    concrete = mats.textured("concrete", base, [c * 0.8 for c in base], scale=1.5,
-                             roughness=fl.roughness, stains=fl.stains, stain_scale=0.35)
+    m = plan.materials
+    concrete = (mats.surface("concrete", m.floor if m else None)
+                or mats.textured("concrete", base, [c * 0.8 for c in base], scale=1.5,
+                                 roughness=fl.roughness, stains=fl.stains, stain_scale=0.35))
     floor = MeshBuilder().box_span((-WALL_T, -WALL_T, -0.2), (W + WALL_T, L + WALL_T, 0.0))
     objs = [add_object("floor", floor.build("floor", [concrete]))]
     yard = MeshBuilder().box_span((-20, -40, -0.25), (W + 20, -WALL_T, -0.05))
@@ -43,8 +45,9 @@ def build_walls(plan: ScenePlan, mats: Materials) -> list:
     lay, walls = plan.layout, plan.walls
     W, L, H = lay.width, lay.length, lay.height
     band = walls.band_height
-    upper = mats.plain("wall", walls.upper, roughness=0.85)
-    lower = mats.plain("wall_band", walls.lower, roughness=0.7)
+    painted = plan.materials.walls if plan.materials else []
+    upper = mats.surface("wall", slot(painted, 0)) or mats.plain("wall", walls.upper, roughness=0.85)
+    lower = mats.surface("wall_band", slot(painted, 1)) or mats.plain("wall_band", walls.lower, roughness=0.7)
     steel = mats.plain("roof_steel", (0.55, 0.56, 0.58), roughness=0.5, metallic=0.6)
     roof = mats.plain("roof", (0.62, 0.63, 0.64), roughness=0.8)
     mb = MeshBuilder()

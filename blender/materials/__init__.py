@@ -1,7 +1,10 @@
-"""Materials of one frame: simple Principled BSDFs, shared by every object that uses the same look.
+"""Materials of one frame, shared by every object that uses the same look.
 
-Plan colours are sRGB; Blender's base colour is linear, so they are converted here. A
-procedural texture is used only where it carries realism (concrete floor, cardboard, wood).
+`surface()` builds the procedural material a plan's `Surface` describes (one module per
+family group: concrete, steel, wood, packaging, polymers; pbr for a user's image sets);
+`plain()`, `textured()` and `emission()` are the simple Principled BSDFs of plans without
+materials (version 1 and 2) and of the parts no family covers (lamps, chrome, floor paint).
+Plan colours are sRGB; Blender's base colour is linear, so they are converted here.
 """
 
 from __future__ import annotations
@@ -10,10 +13,20 @@ from collections.abc import Sequence
 
 import bpy
 
+from blender.materials import concrete, packaging, pbr, polymers, steel, wood
+from blender.materials.nodes import Tree, srgb_to_linear
+from blender.plan.scene_plan import Surface
 
-def srgb_to_linear(rgb: Sequence[float]) -> tuple[float, float, float, float]:
-    out = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
-    return (*out, 1.0)
+__all__ = ["Materials", "slot", "srgb_to_linear"]
+
+FAMILY_BUILDERS = {"concrete": concrete.build, "painted_steel": steel.build, "wood": wood.build,
+                   "cardboard": packaging.cardboard, "shrink_wrap": packaging.shrink_wrap,
+                   "rubber": polymers.rubber, "plastic": polymers.plastic}
+
+
+def slot(surfaces: Sequence[Surface | None], i: int) -> Surface | None:
+    """Surface i of an object's list, None where the plan has none (older plans, families off)."""
+    return surfaces[i] if i < len(surfaces) else None
 
 
 class Materials:
@@ -21,6 +34,20 @@ class Materials:
 
     def __init__(self):
         self._cache: dict[tuple, bpy.types.Material] = {}
+
+    def surface(self, name: str, s: Surface | None) -> bpy.types.Material | None:
+        """The material of plan surface `s` (a user PBR set if it names one), None for None,
+        so callers write `mats.surface(name, s) or mats.plain(...)`."""
+        if s is None:
+            return None
+        key = ("surface", name, repr(s))
+        if key in self._cache:
+            return self._cache[key]
+        mat = bpy.data.materials.new(name)
+        (pbr.build if s.texture is not None else FAMILY_BUILDERS[s.family])(Tree(mat), s)
+        mat.diffuse_color = srgb_to_linear(s.color)
+        self._cache[key] = mat
+        return mat
 
     def plain(self, name: str, rgb: Sequence[float], roughness: float = 0.6, metallic: float = 0.0,
               coat: float = 0.0, emission: float = 0.0, specular: float = 0.5) -> bpy.types.Material:
