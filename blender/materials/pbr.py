@@ -9,19 +9,20 @@ import bpy
 
 from blender.materials.nodes import Tree
 from blender.plan.scene_plan import Surface
+from pipeline.common import UserError
 
 
 def load_image(path: str, color: bool) -> bpy.types.Image:
-    """An image file in Blender, read once; unreadable is a ValueError naming the file."""
+    """An image file in Blender, read once; unreadable is a UserError naming the file."""
     try:
         img = bpy.data.images.load(path, check_existing=True)
     except RuntimeError:
-        raise ValueError(f"{path}: Blender cannot read this image") from None
+        raise UserError(f"{path}: Blender cannot read this image") from None
     if not img.has_data and tuple(img.size) == (0, 0):
         img.reload()
     if tuple(img.size) == (0, 0):
         bpy.data.images.remove(img)
-        raise ValueError(f"{path}: Blender cannot read this image (no pixels)")
+        raise UserError(f"{path}: Blender cannot read this image (no pixels)")
     img.colorspace_settings.name = "sRGB" if color else "Non-Color"
     img.use_fake_user = True
     return img
