@@ -177,8 +177,12 @@ def test_each_family_builds_and_renders_at_tiny_size(family):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     surface = Surface(family=family, color=[0.7, 0.5, 0.3], color2=[0.95, 0.95, 0.9], roughness=0.5,
                       wear=0.8, dirt=0.5, marks=1.0, scale={"wood": 0.008}.get(family, 0.5), seed=12.5)
-    mat = Materials().surface(f"test_{family}", surface)
-    assert len(mat.node_tree.nodes) > 8      # a real graph, not the default BSDF
+    mats = Materials()
+    mat = mats.surface(f"test_{family}", surface)
+    (group,) = [n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeGroup"]
+    assert len(group.node_tree.nodes) > 8    # a real graph, not the default BSDF
+    other = mats.surface(f"test_{family}_2", Surface(**{**surface.__dict__, "seed": 3.0}))
+    assert other is not mat and other.node_tree.nodes["Group"].node_tree == group.node_tree  # built once
     mb = MeshBuilder()
     for i in range(3):  # a little stack of boxes: cartons get their labels per box
         mb.box((i * 0.42 - 0.42, 0.0, 0.2), (0.4, 0.4, 0.4))

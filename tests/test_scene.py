@@ -79,9 +79,14 @@ def small_plan(seed, humans_dir, **kw):
 
 
 def _counts():
+    from blender.materials import GROUP_PREFIX
+
     d = bpy.data
-    return {k: len(getattr(d, k)) for k in ("objects", "meshes", "materials", "lights", "cameras",
-                                            "worlds", "collections", "images", "node_groups")}
+    counts = {k: len(getattr(d, k)) for k in ("objects", "meshes", "materials", "lights", "cameras",
+                                              "worlds", "collections", "images", "node_groups")}
+    # the material families' node groups are built once and kept for the job (one per family)
+    counts["node_groups"] -= sum(g.name.startswith(GROUP_PREFIX) for g in d.node_groups)
+    return counts
 
 
 @pytest.fixture
@@ -206,6 +211,10 @@ def test_clear_scene_returns_to_baseline(humans_dir):
         clear_scene()
         seen.append(_counts())
         assert seen[-1] == base, (seen[-1], base)
+    from blender.materials import GROUP_PREFIX
+    from blender.plan.scene_config import MATERIAL_FAMILIES
+
+    assert sum(g.name.startswith(GROUP_PREFIX) for g in bpy.data.node_groups) <= len(MATERIAL_FAMILIES)
     assert bpy.context.scene.camera is None
 
 

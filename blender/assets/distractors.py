@@ -92,8 +92,8 @@ def build_distractor(d: Distractor, index: int, mats: Materials, loads: LoadMesh
     kind = d.kind
     loc = (d.x, d.y, 0.0)
     if kind == "load":
-        return [add_object(f"distractor_{index}_load", loads.get(d.load, d.variant, d.height, look=d.look),
-                           location=loc, yaw=d.yaw)]
+        return [loads.dress(add_object(f"distractor_{index}_load", loads.get(d.load, d.variant, d.height),
+                                       location=loc, yaw=d.yaw), d.look)]
     if kind == "pallet_stack":
         mb = MeshBuilder()
         for k in range(d.count):

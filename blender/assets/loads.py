@@ -1,8 +1,10 @@
 """Pallets and what sits on them (carton stacks, stretch-wrapped loads, plastic crates).
 
-One mesh per (kind, variant, height to 10 cm, footprint, look) per frame; every rack slot
-holding the same load is a linked duplicate of it, so hundreds of loads cost a few meshes. A
-look is one set of load materials (plan.materials.loads); plans without materials have one.
+One mesh per (kind, variant, height to 10 cm, footprint) per frame; every rack slot holding
+the same load is a linked duplicate of it, so hundreds of loads cost a few meshes. A look is
+one set of load materials (plan.materials.loads; plans without materials have one): the mesh
+carries look 0, `dress()` gives an object another look through object-linked material slots,
+so looks cost no extra meshes.
 """
 
 from __future__ import annotations
@@ -77,12 +79,21 @@ class LoadMeshes:
         self._cache: dict[tuple, bpy.types.Mesh] = {}
 
     def get(self, kind: str, variant: int, height: float, length: float = 1.2,
-            width: float = 0.8, look: int = 0) -> bpy.types.Mesh:
-        key = (kind, variant % 4, round(height * 10) / 10, round(length, 2), round(width, 2), look % len(self.looks))
+            width: float = 0.8) -> bpy.types.Mesh:
+        key = (kind, variant % 4, round(height * 10) / 10, round(length, 2), round(width, 2))
         mesh = self._cache.get(key)
         if mesh is None:
             mb = MeshBuilder()
             add_load(mb, kind, key[1], key[2], key[3], key[4])
-            mesh = mb.build(f"load_{kind}", self.looks[key[5]])
+            mesh = mb.build(f"load_{kind}", self.materials)
             self._cache[key] = mesh
         return mesh
+
+    def dress(self, ob: bpy.types.Object, look: int) -> bpy.types.Object:
+        """Give a load object look `look` (its mesh keeps look 0 for every other object)."""
+        look %= len(self.looks)
+        if look:
+            for slot, mat in zip(ob.material_slots, self.looks[look], strict=True):
+                slot.link = "OBJECT"
+                slot.material = mat
+        return ob

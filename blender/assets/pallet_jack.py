@@ -95,9 +95,9 @@ def build_pallet_jack(j: Jack, index: int, instance_id: int, mats: Materials,
     if j.load is not None:
         x_min, x_max = jack_extent(j)
         cx = x_max - 0.6  # pallet heel against the fork heel (forks enter between the blocks)
-        mesh = loads.get(j.load.kind, j.load.variant, j.load.height, 1.2, 0.8, look=j.load.look)
+        mesh = loads.get(j.load.kind, j.load.variant, j.load.height, 1.2, 0.8)
         c, s = math.cos(j.yaw), math.sin(j.yaw)
-        carried.append(add_object(f"jack_load_{index}", mesh,
-                                  location=(j.x + c * cx, j.y + s * cx, j.fork_height - 0.085),
-                                  yaw=j.yaw))
+        carried.append(loads.dress(add_object(f"jack_load_{index}", mesh,
+                                              location=(j.x + c * cx, j.y + s * cx, j.fork_height - 0.085),
+                                              yaw=j.yaw), j.load.look))
     return [ob], carried

@@ -10,11 +10,12 @@ Plan colours are sRGB; Blender's base colour is linear, so they are converted he
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import bpy
 
 from blender.materials import concrete, packaging, pbr, polymers, steel, wood
-from blender.materials.nodes import Tree, srgb_to_linear
+from blender.materials.nodes import Num, Tree, srgb_to_linear
 from blender.plan.scene_plan import Surface
 
 __all__ = ["Materials", "slot", "srgb_to_linear"]
@@ -22,6 +23,35 @@ __all__ = ["Materials", "slot", "srgb_to_linear"]
 FAMILY_BUILDERS = {"concrete": concrete.build, "painted_steel": steel.build, "wood": wood.build,
                    "cardboard": packaging.cardboard, "shrink_wrap": packaging.shrink_wrap,
                    "rubber": polymers.rubber, "plastic": polymers.plastic}
+
+
+GROUP_PREFIX = "warehouse_synth_"
+COLOR_INPUTS = ("color", "color2")
+FLOAT_INPUTS = ("roughness", "wear", "dirt", "marks", "scale", "seed")
+
+
+def family_group(family: str) -> bpy.types.ShaderNodeTree:
+    """The node group of a family, built on first use and kept for the job (fake user): a
+    frame's materials are then one group node each, not a hundred nodes made in Python."""
+    name = GROUP_PREFIX + family
+    group = bpy.data.node_groups.get(name)
+    if group is not None:
+        return group
+    group = bpy.data.node_groups.new(name, "ShaderNodeTree")
+    group.use_fake_user = True
+    group.interface.new_socket("BSDF", in_out="OUTPUT", socket_type="NodeSocketShader")
+    for key in COLOR_INPUTS:
+        group.interface.new_socket(key, in_out="INPUT", socket_type="NodeSocketColor")
+    for key in FLOAT_INPUTS:
+        group.interface.new_socket(key, in_out="INPUT", socket_type="NodeSocketFloat")
+    inputs = group.nodes.new("NodeGroupInput")
+    bsdf = group.nodes.new("ShaderNodeBsdfPrincipled")
+    group.links.new(bsdf.outputs["BSDF"], group.nodes.new("NodeGroupOutput").inputs["BSDF"])
+    t = Tree(group, bsdf)
+    params = SimpleNamespace(**{k: inputs.outputs[k] for k in COLOR_INPUTS},
+                             **{k: Num(t, inputs.outputs[k]) for k in FLOAT_INPUTS})
+    FAMILY_BUILDERS[family](t, params)
+    return group
 
 
 def slot(surfaces: Sequence[Surface | None], i: int) -> Surface | None:
@@ -44,7 +74,18 @@ class Materials:
         if key in self._cache:
             return self._cache[key]
         mat = bpy.data.materials.new(name)
-        (pbr.build if s.texture is not None else FAMILY_BUILDERS[s.family])(Tree(mat), s)
+        nt = mat.node_tree
+        if s.texture is not None:  # images differ per set: a graph of its own
+            pbr.build(Tree(nt, nt.nodes["Principled BSDF"]), s)
+        else:
+            nt.nodes.remove(nt.nodes["Principled BSDF"])
+            node = nt.nodes.new("ShaderNodeGroup")
+            node.node_tree = family_group(s.family)
+            for key in COLOR_INPUTS:
+                node.inputs[key].default_value = srgb_to_linear(getattr(s, key))
+            for key in FLOAT_INPUTS:
+                node.inputs[key].default_value = getattr(s, key)
+            nt.links.new(node.outputs["BSDF"], nt.nodes["Material Output"].inputs["Surface"])
         mat.diffuse_color = srgb_to_linear(s.color)
         self._cache[key] = mat
         return mat

@@ -29,7 +29,7 @@ def cardboard(t: Tree, s: Surface) -> None:
     lucky = t.white(carton, w)                              # per carton: tape / label or not
     has_marks = t.math("LESS_THAN", lucky, s.marks)
     tint = t.ramp(t.white(carton, w + 1), 0.0, 1.0, 0.0, 0.25)
-    fibre = t.noise(p, scale=40.0 / s.scale * 0.1, detail=3.0, w=w + 2)
+    fibre = t.noise(p, scale=4.0 / s.scale, detail=1.0, w=w + 2)
     color = t.mix(t.ramp(fibre, 0.3, 0.7, 0.0, 0.15), s.color, (0.3, 0.25, 0.2), "MULTIPLY")
     color = t.mix(tint, color, (0.8, 0.75, 0.7), "MULTIPLY")
     # tape: along x over the top (|v - 0.5| small), then down the x-facing sides near the top
@@ -58,11 +58,11 @@ def cardboard(t: Tree, s: Surface) -> None:
     paper = t.mix(ink, s.color2, INK)
     color = t.mix(tape, color, TAPE_RGB)
     color = t.mix(label, color, paper)
-    scuff = t.ramp(t.noise(p, scale=6.0, detail=5.0, w=w + 4), 0.72 - 0.2 * s.wear, 0.8 - 0.2 * s.wear, 0.0, s.wear)
-    grime = t.ramp(t.noise(p, scale=1.5, detail=3.0, w=w + 5), 0.45, 0.8, 0.0, 0.5 * s.dirt)
+    scuff = t.ramp(t.noise(p, scale=6.0, detail=2.0, w=w + 4), 0.72 - 0.2 * s.wear, 0.8 - 0.2 * s.wear, 0.0, s.wear)
+    grime = t.ramp(t.noise(p, scale=1.5, detail=1.0, w=w + 5), 0.45, 0.8, 0.0, 0.5 * s.dirt)
     color = t.mix(t.math("MAXIMUM", scuff, grime), color, (0.3, 0.24, 0.18), "MULTIPLY")
     rough = t.lerp(t.math("MAXIMUM", tape, label), s.roughness, 0.35)
-    t.out(base_color=color, roughness=rough, normal=t.bump(fibre, 0.05, 0.002))
+    t.out(base_color=color, roughness=rough)
 
 
 def shrink_wrap(t: Tree, s: Surface) -> None:
@@ -71,12 +71,13 @@ def shrink_wrap(t: Tree, s: Surface) -> None:
     x, y, z = t.xyz(p)
     # film goes round the load: wrinkles are horizontal bands, broken up along the wrap
     bands_p = t.combine(t.math("MULTIPLY", x, 0.3), t.math("MULTIPLY", y, 0.3), t.math("MULTIPLY", z, 6.0))
-    wrinkle = t.noise(bands_p, scale=1.0 / s.scale, detail=4.0, roughness=0.6, w=w)
-    layers = t.ramp(t.noise(bands_p, scale=0.5 / s.scale, w=w + 1), 0.3, 0.7)
+    wrinkle = t.noise(bands_p, scale=1.0 / s.scale, detail=2.0, roughness=0.6, w=w)
+    layers = t.ramp(t.noise(bands_p, scale=0.5 / s.scale, detail=1.0, w=w + 1), 0.3, 0.7)
     # see-through film: the cartons beneath (color2) under a milky layer (color), thicker where it overlaps
     color = t.mix(t.math("ADD", 0.35, t.math("MULTIPLY", layers, 0.4)), s.color2, s.color)
-    dust = t.ramp(t.noise(p, scale=2.0, detail=3.0, w=w + 2), 0.45, 0.8, 0.0, 0.5 * s.dirt)
+    dust = t.ramp(t.noise(p, scale=2.0, detail=1.0, w=w + 2), 0.45, 0.8, 0.0, 0.5 * s.dirt)
     color = t.mix(dust, color, (0.5, 0.48, 0.45))
-    height = t.math("MULTIPLY", wrinkle, 0.3 + 0.7 * s.wear)
+    # the wrinkles show in the film's gloss: one bump, shared by the base and the coat
+    wrinkled = t.bump(wrinkle, 0.15 + 0.35 * s.wear, 0.01)
     t.out(base_color=color, roughness=t.lerp(dust, s.roughness, 0.6), coat=1.0, coat_roughness=0.05,
-          normal=t.bump(height, 0.3, 0.01), coat_normal=t.bump(height, 0.4, 0.01))
+          normal=wrinkled, coat_normal=wrinkled)

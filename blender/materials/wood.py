@@ -15,13 +15,12 @@ def build(t: Tree, s: Surface) -> None:
     # grain lines run along x: stretch x, so the noise changes across the board, not along it
     grain_p = t.combine(t.math("MULTIPLY", x, 0.04), t.math("ADD", y, t.math("MULTIPLY", board, 7.0)), z)
     grain = t.node("ShaderNodeTexWave", {"Vector": grain_p, "Scale": 0.314 / s.scale, "Distortion": 4.0,
-                                         "Detail": 3.0, "Detail Scale": 1.5},
+                                         "Detail": 2.0, "Detail Scale": 1.5},
                    wave_type="BANDS", bands_direction="Y", wave_profile="SIN").outputs["Factor"]
     color = t.mix(t.ramp(grain, 0.2, 0.9), s.color, s.color2)
     shade = t.ramp(t.white(board, w), 0.0, 1.0, 0.0, 0.35)
     color = t.mix(shade, color, (0.55, 0.5, 0.45), "MULTIPLY")
-    scuff = t.ramp(t.noise(p, scale=8.0, detail=5.0, w=w + 1), 0.7 - 0.25 * s.wear, 0.8 - 0.25 * s.wear)
-    grime = t.ramp(t.noise(p, scale=2.0, detail=3.0, w=w + 2), 0.45, 0.75, 0.0, 0.7 * s.dirt)
+    scuff = t.ramp(t.noise(p, scale=8.0, detail=2.0, w=w + 1), 0.7 - 0.25 * s.wear, 0.8 - 0.25 * s.wear)
+    grime = t.ramp(t.noise(p, scale=2.0, detail=1.0, w=w + 2), 0.45, 0.75, 0.0, 0.7 * s.dirt)
     color = t.mix(t.math("MAXIMUM", t.math("MULTIPLY", scuff, s.wear), grime), color, (0.18, 0.15, 0.12))
-    t.out(base_color=color, roughness=t.lerp(grime, s.roughness, 0.95),
-          normal=t.bump(grain, 0.1, 0.002))
+    t.out(base_color=color, roughness=t.lerp(grime, s.roughness, 0.95))

@@ -19,8 +19,8 @@ def build_racks(plan: ScenePlan, mats: Materials, loads: LoadMeshes) -> list:
     for i, row in enumerate(plan.layout.racks):
         objs.append(add_object(f"rack_{i}", _row_mesh(row, i).build(f"rack_{i}", [frame, beam])))
     for k, s in enumerate(plan.stock):
-        mesh = loads.get(s.kind, s.variant, s.height, s.length, s.width, look=s.look)
-        objs.append(add_object(f"stock_{k}", mesh, location=(s.x, s.y, s.z)))
+        mesh = loads.get(s.kind, s.variant, s.height, s.length, s.width)
+        objs.append(loads.dress(add_object(f"stock_{k}", mesh, location=(s.x, s.y, s.z)), s.look))
     return objs
 
 
