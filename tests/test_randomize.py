@@ -31,8 +31,12 @@ HUMANS = [{"id": f"h{i:04d}", "pose": pose, "height": h, "stature": 1.75}
                                          ("walk", 1.58), ("stand", 1.90)])]
 
 
+# procedural materials (plan version 3, tests/test_materials.py) off: the plans of version 1
+PLAIN = SceneConfig(materials={"families": []})
+
+
 def _plan(seed, cfg=None, **kw):
-    return plan_scene(cfg or SceneConfig(), np.random.default_rng(seed), humans=HUMANS, **kw)
+    return plan_scene(cfg or PLAIN, np.random.default_rng(seed), humans=HUMANS, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +69,9 @@ def test_plan_json_keeps_the_version_1_layout():
 
 def test_plan_from_dict_refuses_other_versions_and_names_bad_fields():
     d = _plan(4).to_dict()
-    # version 2 adds site assets and a calibrated lens (tests/test_site_camera.py)
-    with pytest.raises(ValueError, match=r"version 3: this code reads versions \[1, 2\]"):
-        ScenePlan.from_dict({**d, "version": 3})
+    # version 2 adds site assets and a calibrated lens (tests/test_site_camera.py), 3 materials
+    with pytest.raises(ValueError, match=r"version 4: this code reads versions \[1, 2, 3\]"):
+        ScenePlan.from_dict({**d, "version": 4})
     with pytest.raises(ValueError, match="version None"):
         ScenePlan.from_dict({k: v for k, v in d.items() if k != "version"})
     bad = json.loads(json.dumps(d))

@@ -75,7 +75,8 @@ RACK = AssetSpec(path="site/rack.fbx", category="rack", scale=0.01, size=(2.7, 1
 
 def small_cfg():
     return SceneConfig.model_validate({"pedestrians": {"count": [0, 0]}, "pallet_jacks": {"count": [0, 0]},
-                                       "distractors": {"count": [2, 3]}})
+                                       "distractors": {"count": [2, 3]},
+                                       "materials": {"families": []}})  # plan version 2, not 3
 
 
 def test_plans_place_site_assets_reproducibly():
