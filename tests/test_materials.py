@@ -239,3 +239,14 @@ def test_user_pbr_sets_and_hdri_are_used(tmp_path):
     env = [n for n in world.node_tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment"]
     assert len(env) == 1 and env[0].image.filepath == str(sky)
     assert rgb.std() > 1.0
+
+
+def test_clip_scenario_jacks_are_painted_like_the_rest():
+    from blender.plan.scenario import plan_scenario
+
+    cfg = small_cfg()
+    base = plan_scene(cfg, np.random.default_rng(2), negative=False)
+    plan, _, _ = plan_scenario(base, "near_miss", cfg, np.random.default_rng(3), None, 4 / 3)
+    assert plan.pallet_jacks and all(j.surfaces[0].family == "painted_steel" for j in plan.pallet_jacks)
+    again, _, _ = plan_scenario(base, "near_miss", cfg, np.random.default_rng(3), None, 4 / 3)
+    assert again.to_dict() == plan.to_dict()

@@ -98,9 +98,7 @@ def plan_materials(cfg: MaterialConfig, rng: Rng, plan: ScenePlan) -> SceneMater
     for s in plan.stock:
         s.look = int(rng.integers(n))
     for j in plan.pallet_jacks:
-        j.surfaces = [d.paint(j.color), d.surface("rubber", RUBBER)]
-        if j.load is not None:
-            j.load.look = int(rng.integers(n))
+        _dress_jack(d, j, n)
     for x in plan.distractors:
         x.surfaces = _prop_surfaces(d, x)
         if x.kind == "load":
@@ -110,6 +108,19 @@ def plan_materials(cfg: MaterialConfig, rng: Rng, plan: ScenePlan) -> SceneMater
         hdri = Hdri(path=pick(rng, hdri_files(cfg.hdri_dir)), rotation_deg=uniform(rng, HDRI_TURN_DEG),
                     strength=uniform(rng, cfg.hdri_strength))
     return SceneMaterials(floor=floor, walls=walls, racks=racks, loads=looks, hdri=hdri)
+
+
+def dress_jacks(cfg: MaterialConfig, rng: Rng, plan: ScenePlan) -> None:
+    """Surfaces for pallet jacks added to a plan after its materials were drawn (clip scenarios)."""
+    d = _Draw(cfg, rng)
+    for j in plan.pallet_jacks:
+        _dress_jack(d, j, len(plan.materials.loads))
+
+
+def _dress_jack(d: _Draw, j, n_looks: int) -> None:
+    j.surfaces = [d.paint(j.color), d.surface("rubber", RUBBER)]
+    if j.load is not None:
+        j.load.look = int(d.rng.integers(n_looks))
 
 
 def _prop_surfaces(d: _Draw, x) -> list:

@@ -24,6 +24,7 @@ from blender.plan.actors import make_jack, make_person
 from blender.plan.camera import camera_view, labelled_boxes
 from blender.plan.draw import Rng, uniform
 from blender.plan.geometry import aimed_camera
+from blender.plan.materials import dress_jacks
 from blender.plan.motion import JackMotion, Motion, PersonMotion, PhaseMesh, phase_cycle
 from blender.plan.scene_config import SceneConfig
 from blender.plan.scene_plan import ScenePlan
@@ -112,4 +113,6 @@ def plan_scenario(base: ScenePlan, name: str, scene_cfg: SceneConfig, rng: Rng,
                            scene_cfg.camera.min_object_px, scene_cfg.camera.image_height_px)
     plan.camera = cam
     plan.focus = [xc, yc]
+    if plan.materials is not None:  # the scenario's own jacks get painted like the base plan's
+        dress_jacks(scene_cfg.materials, rng.spawn(1)[0], plan)
     return plan, Motion(pm, jm, 0.0), rules
