@@ -237,6 +237,13 @@ _ADDED_SCENE_KEYS = (("layout", "dock_door_width"), ("layout", "dock_door_height
                      ("camera", "site_height_jitter_m"), ("camera", "site_angle_jitter_deg"))
 
 
+# Keys of procedural materials (docs/materials.md). They change the images, so they count in
+# the hash, except when none of them is in use (families: [] and no texture or HDRI folder):
+# then the images are those of before they existed, and older folders resume.
+_MATERIAL_KEYS = ("families", "wear", "dirt", "load_looks", "texture_dir", "texture_prob",
+                  "hdri_dir", "hdri_prob", "hdri_strength")
+
+
 def config_hash(resolved: dict) -> str:
     """Stable hash of everything that determines image i's content."""
     data = json.loads(json.dumps(resolved))
@@ -244,6 +251,10 @@ def config_hash(resolved: dict) -> str:
         data.get(section, {}).pop(key, None)
     if data.get("assets") == []:  # added later: a job without site assets hashes as before
         del data["assets"]
+    materials = data.get("scene", {}).get("materials", {})
+    if materials.get("families") == [] and not materials.get("texture_dir") and not materials.get("hdri_dir"):
+        for key in _MATERIAL_KEYS:
+            materials.pop(key, None)
     defaults = SceneConfig().model_dump(mode="json")
     for section, key in _ADDED_SCENE_KEYS:
         values = data.get("scene", {}).get(section, {})

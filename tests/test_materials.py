@@ -250,3 +250,19 @@ def test_clip_scenario_jacks_are_painted_like_the_rest():
     assert plan.pallet_jacks and all(j.surfaces[0].family == "painted_steel" for j in plan.pallet_jacks)
     again, _, _ = plan_scenario(base, "near_miss", cfg, np.random.default_rng(3), None, 4 / 3)
     assert again.to_dict() == plan.to_dict()
+
+
+def test_folders_without_materials_keep_their_config_hash():
+    from blender.job_config import _MATERIAL_KEYS, config_hash
+    from pipeline.common import config_to_dict
+
+    off = config_to_dict(RenderJobConfig.model_validate({"scene": {"materials": {"families": []}}}))
+    before = copy.deepcopy(off)  # a config from before the material keys existed
+    for key in _MATERIAL_KEYS:
+        del before["scene"]["materials"][key]
+    assert config_hash(off) == config_hash(before)
+    on = config_to_dict(RenderJobConfig())
+    assert config_hash(on) != config_hash(off)   # new images, a new dataset identity
+    one = copy.deepcopy(off)
+    one["scene"]["materials"]["families"] = ["concrete"]
+    assert config_hash(one) != config_hash(off)
