@@ -12,6 +12,7 @@ from blender.plan.scene_plan import Surface
 
 CRACK_WIDTH = 0.02        # of a Voronoi cell edge distance: ~5 cm, still a pixel at 10 m
 CRACK_CELL_M = 2.5        # cracks run between cells about this big
+CRACK_WOBBLE_M = 0.8      # how far a crack strays from a straight line
 TYRE_RGB = (0.07, 0.07, 0.07)
 STAIN_RGB = (0.25, 0.23, 0.2)
 
@@ -26,7 +27,9 @@ def build(t: Tree, s: Surface) -> None:
     # cracks: edges of a 2D Voronoi grid on the floor plane, kept where a slow noise says so (wear)
     vor = t.node("ShaderNodeTexVoronoi", {"Scale": 1.0 / CRACK_CELL_M, "Randomness": 0.9},
                  feature="DISTANCE_TO_EDGE", voronoi_dimensions="2D")
-    t.set(vor.inputs["Vector"], t.shift(p, w + 3))
+    # one scalar noise pushes the cell edges sideways: jagged cracks, not straight joints
+    wobble = t.math("MULTIPLY", t.math("SUBTRACT", t.noise(p, scale=1.2, detail=2.0, w=w + 9), 0.5), CRACK_WOBBLE_M)
+    t.set(vor.inputs["Vector"], t.vmath("ADD", t.shift(p, w + 3), t.combine(wobble, t.math("MULTIPLY", wobble, -0.7), 0.0)))
     keep = t.ramp(t.noise(p, scale=0.3, detail=1.0, w=w + 4), 0.64 - 0.22 * s.wear, 0.68 - 0.22 * s.wear)
     crack = t.math("MULTIPLY", t.ramp(vor.outputs["Distance"], CRACK_WIDTH, 0.0), keep)
     # tyre marks: noise stretched along the driving direction, thresholded into streaks
