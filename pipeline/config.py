@@ -36,6 +36,20 @@ class AugmentConfig(StrictModel):
     noise: float | None = Field(None, ge=0, le=1)      # probability of Gaussian noise (0.3 * s)
     jpeg: float | None = Field(None, ge=0, le=1)       # probability of JPEG artefacts (0.3 * s)
     min_area: int = Field(16, ge=1)   # instances with fewer visible pixels after cropping are dropped
+    # Simple Copy-Paste: probability that a training image gets instances of another one pasted
+    # on (pipeline/copy_paste.py); not derived from `strength`, so older recipes stay as they were
+    copy_paste: float = Field(0.0, ge=0, le=1)
+    copy_paste_classes: list[str] = []  # category names whose instances are pasted; [] = all
+
+    @field_validator("copy_paste_classes")
+    @classmethod
+    def _known_classes(cls, v):
+        from pipeline.common import CATEGORIES
+        names = [c["name"] for c in CATEGORIES]
+        bad = [n for n in v if n not in names]
+        if bad:
+            raise ValueError(f"unknown class {bad[0]!r} (expected one of {names})")
+        return v
 
 
 class SolverConfig(StrictModel):
@@ -60,6 +74,11 @@ class SolverConfig(StrictModel):
     @classmethod
     def _yaml_off_is_false(cls, v):  # YAML reads a bare `off` as False
         return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+
+    @field_validator("channels_last", mode="before")
+    @classmethod
+    def _yaml_on_is_true(cls, v):  # YAML reads a bare `on` / `off` as True / False
+        return {False: "off", True: "on"}.get(v, v) if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _steps_are_fractions(self):

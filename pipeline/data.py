@@ -228,6 +228,10 @@ class CocoDetection(torch.utils.data.Dataset):
         labels = np.array([a["category_id"] for a in anns], np.int64)
         return image, masks, labels, {**img, "anns": anns}
 
+    def _donor(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Another image of this set, drawn from `rng` (copy-paste's donor)."""
+        return self.load(int(rng.integers(len(self))))[:3]
+
     def load_tensor(self, index: int) -> torch.Tensor:
         """The image alone, unaugmented, as the model's float CxHxW input."""
         image = self.load(index)[0]
@@ -237,7 +241,7 @@ class CocoDetection(torch.utils.data.Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         image, masks, labels, rec = self.load(index)
         if self.transforms is not None:
-            image, masks, labels = self.transforms(image, masks, labels, seed)
+            image, masks, labels = self.transforms(image, masks, labels, seed, self._donor)
             boxes = masks_to_boxes(masks)
         else:
             # the annotation's own box is the ground truth; drop degenerate ones torchvision rejects

@@ -7,11 +7,18 @@ part falls below `min_area` pixels is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import albumentations as A
 import cv2
 import numpy as np
 
+from pipeline import copy_paste
+from pipeline.common import CATEGORIES
 from pipeline.config import AugmentConfig
+
+# a donor for copy-paste: rng -> (image, masks, labels) of another training image
+Donors = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def resolved_ops(cfg: AugmentConfig) -> dict[str, float]:
@@ -47,17 +54,28 @@ def build_albumentations(cfg: AugmentConfig) -> A.Compose:
 
 
 class Augment:
-    """Callable (image HxWx3 uint8, masks NxHxW uint8, labels N, seed) -> augmented triple.
+    """Callable (image HxWx3 uint8, masks NxHxW uint8, labels N, seed[, donors]) -> augmented triple.
 
     `seed` (from pipeline.data.StepSampler) fixes this sample's augmentation, so a resumed run
-    and worker processes reproduce exactly what an uninterrupted run would draw.
+    and worker processes reproduce exactly what an uninterrupted run would draw. `donors`
+    (from the dataset) draws another training image for copy-paste, before the other ops.
     """
 
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
         self.compose = build_albumentations(cfg)
+        ids = {c["name"]: c["id"] for c in CATEGORIES}
+        self.paste_classes = frozenset(ids[n] for n in cfg.copy_paste_classes) or None
 
-    def __call__(self, image: np.ndarray, masks: np.ndarray, labels: np.ndarray, seed: int | None):
+    def __call__(self, image: np.ndarray, masks: np.ndarray, labels: np.ndarray, seed: int | None,
+                 donors: Donors | None = None):
+        if donors is not None and seed is not None and self.cfg.copy_paste > 0:
+            # its own stream, so switching copy-paste on leaves the other ops' draws unchanged
+            rng = np.random.default_rng([int(seed) % 2**63, 0xC0FFEE])
+            if rng.random() < self.cfg.copy_paste:
+                d_image, d_masks, d_labels = donors(rng)
+                image, masks, labels = copy_paste.paste(image, masks, labels, d_image, d_masks, d_labels,
+                                                        rng, self.cfg.min_area, self.paste_classes)
         if not self.compose.transforms:
             return image, masks, labels
         if seed is not None:
