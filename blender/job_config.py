@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from blender.plan.calibration import cached_calibration
-from blender.plan.scene_config import SceneConfig
+from blender.plan.scene_config import APPEARANCE_OFF, SceneConfig
 from pipeline.common import StrictModel
 
 # Concrete Cycles settings per preset; a key set explicitly in the config wins over the preset.
@@ -244,6 +244,11 @@ _MATERIAL_KEYS = ("families", "wear", "dirt", "load_looks", "texture_dir", "text
                   "hdri_dir", "hdri_prob", "hdri_strength")
 
 
+# Keys of people's appearance (docs/people.md), likewise: left out while all are at their off
+# values (APPEARANCE_OFF: fabrics/skin_types [], hair_styles {}, the probabilities 0).
+_PEOPLE_OFF = APPEARANCE_OFF
+
+
 def config_hash(resolved: dict) -> str:
     """Stable hash of everything that determines image i's content."""
     data = json.loads(json.dumps(resolved))
@@ -255,6 +260,10 @@ def config_hash(resolved: dict) -> str:
     if materials.get("families") == [] and not materials.get("texture_dir") and not materials.get("hdri_dir"):
         for key in _MATERIAL_KEYS:
             materials.pop(key, None)
+    people = data.get("scene", {}).get("pedestrians", {})
+    if all(people.get(k, off) == off for k, off in _PEOPLE_OFF.items()):
+        for key in _PEOPLE_OFF:
+            people.pop(key, None)
     defaults = SceneConfig().model_dump(mode="json")
     for section, key in _ADDED_SCENE_KEYS:
         values = data.get("scene", {}).get(section, {})

@@ -21,6 +21,7 @@ from blender.plan.geometry import (
     project,
 )
 from blender.plan.lighting import kelvin_to_rgb
+from blender.plan.scene_config import APPEARANCE_OFF
 from blender.plan.scene_plan import RackRow, View
 from pipeline.common import UserError, load_config
 
@@ -31,8 +32,9 @@ HUMANS = [{"id": f"h{i:04d}", "pose": pose, "height": h, "stature": 1.75}
                                          ("walk", 1.58), ("stand", 1.90)])]
 
 
-# procedural materials (plan version 3, tests/test_materials.py) off: the plans of version 1
-PLAIN = SceneConfig(materials={"families": []})
+# procedural materials (plan version 3, tests/test_materials.py) and people's appearance (version 4,
+# tests/test_people.py) off: the plans of version 1
+PLAIN = SceneConfig(materials={"families": []}, pedestrians=APPEARANCE_OFF)
 
 
 def _plan(seed, cfg=None, **kw):
@@ -69,9 +71,9 @@ def test_plan_json_keeps_the_version_1_layout():
 
 def test_plan_from_dict_refuses_other_versions_and_names_bad_fields():
     d = _plan(4).to_dict()
-    # version 2 adds site assets and a calibrated lens (tests/test_site_camera.py), 3 materials
-    with pytest.raises(ValueError, match=r"version 4: this code reads versions \[1, 2, 3\]"):
-        ScenePlan.from_dict({**d, "version": 4})
+    # version 2 adds site assets and a calibrated lens (tests/test_site_camera.py), 3 materials, 4 people
+    with pytest.raises(ValueError, match=r"version 5: this code reads versions \[1, 2, 3, 4\]"):
+        ScenePlan.from_dict({**d, "version": 5})
     with pytest.raises(ValueError, match="version None"):
         ScenePlan.from_dict({k: v for k, v in d.items() if k != "version"})
     bad = json.loads(json.dumps(d))

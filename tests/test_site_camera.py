@@ -15,6 +15,7 @@ import yaml
 from blender.job_config import ClipJobConfig, RenderJobConfig
 from blender.plan import SceneConfig, ScenePlan, plan_scene
 from blender.plan.calibration import blender_pose, load_calibration, make_lens, opencv_pose
+from blender.plan.scene_config import APPEARANCE_OFF
 from pipeline.common import UserError, load_config
 
 W, H = 64, 48
@@ -130,7 +131,8 @@ def test_opencv_and_blender_poses_agree_on_where_a_point_lands():
 def site_cfg(cal, **camera):
     # materials off: these plans are version 2 (with materials they would be 3)
     return RenderJobConfig.model_validate({"scene": {"camera": {"calibration": cal, "mode": "site", **camera},
-                                                     "materials": {"families": []}}}).scene
+                                                     "materials": {"families": []},
+                                                   "pedestrians": APPEARANCE_OFF}}).scene
 
 
 def test_site_mode_keeps_the_height_tilt_and_roll_of_the_pose(tmp_path):
@@ -155,11 +157,12 @@ def test_site_mode_keeps_the_height_tilt_and_roll_of_the_pose(tmp_path):
 
 
 def test_generic_plans_stay_version_1_and_calibrated_generic_plans_get_the_lens(tmp_path):
-    p = plan_scene(SceneConfig(materials={"families": []}), np.random.default_rng(3))
+    p = plan_scene(SceneConfig(materials={"families": []}, pedestrians=APPEARANCE_OFF), np.random.default_rng(3))
     d = p.to_dict()
     assert p.version == 1 and "lens" not in d["camera"] and "assets" not in d
     sc = RenderJobConfig.model_validate({"scene": {"camera": {"calibration": write_cal(tmp_path / "c.yaml")},
-                                                   "materials": {"families": []}}}).scene
+                                                   "materials": {"families": []},
+                                                   "pedestrians": APPEARANCE_OFF}}).scene
     q = plan_scene(sc, np.random.default_rng(3), aspect=W / H)
     assert q.version == 2 and q.camera.kind in ("cctv", "robot")
     # the lens replaces the drawn field of view; the render covers the whole barrel
@@ -169,7 +172,7 @@ def test_generic_plans_stay_version_1_and_calibrated_generic_plans_get_the_lens(
     assert q.camera.lens.render_size[0] > W and q.camera.lens.image_size == [W, H]
     assert plan_scene(sc, np.random.default_rng(3), aspect=W / H).to_dict() == q.to_dict()
     with pytest.raises(ValueError, match="versions"):
-        ScenePlan.from_dict({**d, "version": 4})
+        ScenePlan.from_dict({**d, "version": 5})
 
 
 @pytest.mark.parametrize("model, dist", [("pinhole", DIST), ("fisheye", FISHEYE)])

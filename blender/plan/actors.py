@@ -24,7 +24,10 @@ from blender.plan.scene_plan import (
     Distractor,
     Jack,
     JackLoad,
+    Outfit,
     Person,
+    Print,
+    Surface,
 )
 
 # Floor footprints (length along local +X, width) of people by pose, in metres.
@@ -54,6 +57,35 @@ STAGED_WALL_GAP_M = (0.9, 1.6)
 STAGED_YAW_SIGMA = 0.03
 PALLET_FOOTPRINT_M = (1.2, 0.8)   # EUR pallet
 
+# People's appearance (docs/people.md). Skin: sRGB reference shades of the Fitzpatrick types
+# I-VI; a person of type t gets a shade between the middles of t's neighbours, so the six
+# types together cover the range evenly from the palest to the darkest skin.
+FITZPATRICK = {1: (0.97, 0.85, 0.77), 2: (0.92, 0.75, 0.63), 3: (0.83, 0.63, 0.49),
+               4: (0.68, 0.48, 0.33), 5: (0.49, 0.32, 0.21), 6: (0.28, 0.18, 0.12)}
+SKIN_SPREAD = 0.45         # of the step to the next type, either way
+# fabric: (roughness, pattern size in metres) per pattern; which garments may take it
+FABRIC_RANGES = {"woven": ((0.8, 0.95), (0.004, 0.01)), "knit": ((0.85, 0.98), (0.004, 0.01)),
+                 "denim": ((0.75, 0.9), (0.006, 0.012)), "check": ((0.8, 0.95), (0.04, 0.12)),
+                 "stripe": ((0.8, 0.95), (0.01, 0.06)), "camo": ((0.8, 0.95), (0.06, 0.16))}
+SHIRT_FABRICS = ("woven", "knit", "denim", "check", "stripe", "camo")
+TROUSER_FABRICS = ("woven", "knit", "denim", "camo", "check")
+DENIM = [(0.12, 0.2, 0.38), (0.2, 0.3, 0.5), (0.35, 0.45, 0.62), (0.08, 0.08, 0.1)]
+CAMO = [(0.33, 0.36, 0.22), (0.45, 0.42, 0.3), (0.3, 0.32, 0.34), (0.5, 0.45, 0.35)]
+FABRIC_ACCENT = [(0.9, 0.9, 0.88), (0.08, 0.08, 0.09), (0.75, 0.12, 0.1), (0.95, 0.75, 0.1),
+                 (0.15, 0.3, 0.6), (0.2, 0.45, 0.25)]
+FABRIC_SEED_MAX = 1000.0
+PRINT_SHAPES = ("disc", "ring", "text", "chevron", "block", "band")
+PRINT_INK = [(0.95, 0.95, 0.93), (0.06, 0.06, 0.07), (0.95, 0.78, 0.1), (0.8, 0.12, 0.1),
+             (0.1, 0.3, 0.7), (0.95, 0.45, 0.05)]
+PRINT_WIDTH_M = {"chest": (0.07, 0.13), "back": (0.14, 0.22)}
+BACK_PRINT_PROB = 0.4
+GLOVES = [(0.55, 0.55, 0.53), (0.07, 0.07, 0.08), (0.95, 0.45, 0.05), (0.15, 0.35, 0.8),
+          (0.82, 0.68, 0.38), (0.9, 0.9, 0.87), (0.2, 0.5, 0.22), (0.75, 0.12, 0.08)]
+CAPS = [(0.08, 0.1, 0.22), (0.07, 0.07, 0.08), (0.75, 0.1, 0.08), (0.5, 0.5, 0.5), (0.9, 0.9, 0.88),
+        (0.12, 0.3, 0.7), (0.2, 0.4, 0.2), (0.95, 0.5, 0.05), (0.7, 0.62, 0.45)]
+OUTFIT_SALT = 0x9E0F1E   # tells the outfit stream apart from any other seeded by the same state
+LENSES = [(0.85, 0.88, 0.9), (0.1, 0.1, 0.11), (0.85, 0.62, 0.15), (0.55, 0.6, 0.68)]
+
 
 def make_person(rng: Rng, cfg: PedestrianConfig, pose: str, humans: Sequence[dict] | None) -> Person:
     """A dressed person of `pose` (the library mesh's pose wins when it has none of that pose)."""
@@ -76,7 +108,82 @@ def make_person(rng: Rng, cfg: PedestrianConfig, pose: str, humans: Sequence[dic
     if pose == "carry":
         p.carry_box = CarryBox(size=[round(uniform(rng, r), 3) for r in CARRY_BOX_M],
                                color=jitter(rng, pick(rng, CARDBOARD), 0.03))
+    if cfg.appearance:
+        # a stream of its own: the frame's other draws (layout, camera, materials, a clip's
+        # motion) stay as they were whether people are dressed or not
+        dress_person(cfg, outfit_rng(rng), p)
     return p
+
+
+def outfit_rng(rng: Rng) -> Rng:
+    """A generator seeded by where `rng` stands now (its state, not a draw and not a spawn, so
+    neither its own sequence nor the children it spawns later change); distinct per person."""
+    state = rng.bit_generator.state["state"]
+    words = [state["state"], state["inc"]] if isinstance(state, dict) else [hash(str(state)) & (2**63 - 1)]
+    return np.random.default_rng([*words, OUTFIT_SALT])
+
+
+def skin_tone(rng: Rng, skin_type: int) -> list[float]:
+    """A shade of Fitzpatrick type `skin_type`: towards a neighbour type by up to SKIN_SPREAD of the step."""
+    t = float(np.clip(skin_type + rng.uniform(-SKIN_SPREAD, SKIN_SPREAD), 1.0, 6.0))
+    lo = min(int(math.floor(t)), 5)
+    a, b, f = FITZPATRICK[lo], FITZPATRICK[lo + 1], t - lo
+    return jitter(rng, [(1 - f) * x + f * y for x, y in zip(a, b, strict=True)], 0.015)
+
+
+def fabric(rng: Rng, pattern: str, color, color2) -> Surface:
+    rough, scale = FABRIC_RANGES[pattern]
+    return Surface(family=f"fabric_{pattern}", color=list(color), color2=jitter(rng, color2, 0.03),
+                   roughness=round(uniform(rng, rough), 4), wear=round(uniform(rng, (0.0, 0.6)), 4),
+                   dirt=round(uniform(rng, (0.0, 0.5)), 4), marks=round(uniform(rng, (0.3, 1.0)), 4),
+                   scale=round(uniform(rng, scale), 5), seed=round(uniform(rng, (0.0, FABRIC_SEED_MAX)), 3))
+
+
+def _garment(rng: Rng, allowed: Sequence[str], color, dark: bool) -> tuple[Surface | None, list[float]]:
+    """A fabric pattern of `allowed` (None: none is on) and the colour it starts from."""
+    if not allowed:
+        return None, color
+    pattern = pick(rng, allowed)
+    if pattern == "denim":
+        color = jitter(rng, pick(rng, DENIM), 0.03)
+        second = [min(1.0, c * 1.6 + 0.15) for c in color]           # faded threads
+    elif pattern == "camo":
+        color = jitter(rng, pick(rng, CAMO), 0.03)
+        second = [c * 0.55 for c in pick(rng, CAMO)]
+    elif pattern in ("woven", "knit"):
+        second = [c * (0.7 if dark else 1.25) for c in color]         # heather: a shade of its own
+        second = [min(1.0, c) for c in second]
+    else:                                                              # check, stripe: a contrast
+        second = pick(rng, FABRIC_ACCENT)
+    return fabric(rng, pattern, color, second), color
+
+
+def dress_person(cfg: PedestrianConfig, rng: Rng, p: Person) -> None:
+    """Draw the Outfit of `p` (and its skin shade) from `rng`, in a fixed order; keys at their off
+    values give what the version-1 plan would have (plain colours, no accessories)."""
+    skin_type = 0
+    if cfg.skin_types:
+        skin_type = int(pick(rng, cfg.skin_types))
+        p.skin = skin_tone(rng, skin_type)
+    shirt_allowed = [f for f in SHIRT_FABRICS if f in cfg.fabrics]
+    shirt, p.shirt = _garment(rng, shirt_allowed, p.shirt, sum(p.shirt) < 1.2)
+    trousers_allowed = [f for f in TROUSER_FABRICS if f in cfg.fabrics]
+    trousers, p.trousers = _garment(rng, trousers_allowed, p.trousers, sum(p.trousers) < 1.2)
+    printed = None
+    if rng.random() < cfg.print_prob:
+        place = "back" if rng.random() < BACK_PRINT_PROB else "chest"
+        ink = max(PRINT_INK, key=lambda c: abs(sum(c) - sum(p.shirt)) + 0.3 * rng.random())  # one that shows
+        printed = Print(place=place, shape=pick(rng, PRINT_SHAPES), color=jitter(rng, ink, 0.03),
+                        size=round(uniform(rng, PRINT_WIDTH_M[place]), 4),
+                        seed=round(uniform(rng, (0.0, FABRIC_SEED_MAX)), 3))
+    shorts = bool(rng.random() < cfg.shorts_prob)
+    gloves = jitter(rng, pick(rng, GLOVES), 0.03) if rng.random() < cfg.glove_prob else None
+    cap_roll, cap_color = rng.random(), jitter(rng, pick(rng, CAPS), 0.03)
+    cap = cap_color if (not p.hard_hat and cap_roll < cfg.cap_prob) else None
+    glasses = jitter(rng, pick(rng, LENSES), 0.02) if rng.random() < cfg.glasses_prob else None
+    hair = weighted(rng, cfg.hair_styles) if cfg.hair_styles else "short"
+    p.outfit = Outfit(shirt=shirt, trousers=trousers, print=printed, shorts=shorts, gloves=gloves, cap=cap,
+                      glasses=glasses, hair_style=hair, skin_type=skin_type)
 
 
 def make_jack(rng: Rng, cfg: PalletJackConfig) -> Jack:

@@ -86,14 +86,14 @@ def plan_scene(cfg: SceneConfig, rng: Rng, *, negative: bool | None = False,
     post = Post(noise_sigma=uniform(rng, cfg.post.noise_sigma),
                 blur_px=uniform(rng, cfg.post.blur_px) if rng.random() < cfg.post.blur_prob else 0.0,
                 blur_angle_deg=uniform(rng, BLUR_ANGLE_DEG))
-    plan = ScenePlan(version=plan_version(user, camera.lens), negative=bool(negative), layout=layout, doors=doors,
+    plan = ScenePlan(version=plan_version(user, camera.lens, None, pedestrians), negative=bool(negative), layout=layout, doors=doors,
                      walls=walls, rack_colors=rack_colors, stock=stock, stock_colors=stock_colors, floor=floor_paint,
                      lights=lights, focus=list(focus), pedestrians=pedestrians, pallet_jacks=jacks,
                      distractors=distractors, camera=camera, post=post, assets=user)
     if cfg.materials.enabled:
         # a child stream: materials on or off leave every draw above (and a clip's after) as they were
         plan.materials = plan_materials(cfg.materials, rng.spawn(1)[0], plan)
-        plan.version = plan_version(user, camera.lens, plan.materials)
+        plan.version = plan_version(user, camera.lens, plan.materials, pedestrians)
     return plan
 
 

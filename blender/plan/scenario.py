@@ -27,7 +27,7 @@ from blender.plan.geometry import aimed_camera
 from blender.plan.materials import dress_jacks
 from blender.plan.motion import JackMotion, Motion, PersonMotion, PhaseMesh, phase_cycle
 from blender.plan.scene_config import SceneConfig
-from blender.plan.scene_plan import ScenePlan
+from blender.plan.scene_plan import ScenePlan, plan_version
 
 SCENARIOS = ("near_miss", "zone_entry", "line_cross")
 
@@ -102,6 +102,7 @@ def plan_scenario(base: ScenePlan, name: str, scene_cfg: SceneConfig, rng: Rng,
             jacks.append(j)
             jm.append(JackMotion(lane.speed))   # moves on its own: no pusher to stand next to it
     plan.pedestrians, plan.pallet_jacks = peds, jacks
+    plan.version = max(plan.version, plan_version(plan.assets, plan.camera.lens, plan.materials, peds))
     x_lo = xc - CAMERA_BACK_M - 1.0
     x_hi = xc + 6.0 + LANE_CLEAR_M   # beyond the farthest lane end of a clip of up to ~6 s
     y_lo = min(ln.y for ln in lanes) - LANE_CLEAR_M - 1.0

@@ -21,6 +21,15 @@ DISTRACTOR_KINDS = ("forklift", "pallet_stack", "load", "cart", "cone", "barrier
 STOCK_KINDS = ("boxes", "wrapped", "crate", "pallet")
 # procedural material families (blender/materials); a surface whose family is off stays plain
 MATERIAL_FAMILIES = ("concrete", "painted_steel", "wood", "cardboard", "shrink_wrap", "rubber", "plastic")
+# people (docs/people.md): fabric patterns of shirts and trousers (material family `fabric_<name>`),
+# hair styles beyond the library mesh's own hair region, Fitzpatrick skin types I-VI
+FABRICS = ("woven", "knit", "denim", "check", "stripe", "camo")
+HAIR_STYLES = ("short", "shaved", "bun", "ponytail", "volume")
+SKIN_TYPES = (1, 2, 3, 4, 5, 6)
+# the off value of every appearance key of `pedestrians`: with all of them, people are planned
+# (and the config hashes) as before these keys existed
+APPEARANCE_OFF = {"fabrics": [], "print_prob": 0.0, "shorts_prob": 0.0, "glove_prob": 0.0, "cap_prob": 0.0,
+                  "glasses_prob": 0.0, "skin_types": [], "hair_styles": {}}
 
 
 def _check_range(v):
@@ -165,12 +174,51 @@ class PedestrianConfig(_Section):
     vest_prob: float = Field(0.6, ge=0, le=1)
     hard_hat_prob: float = Field(0.5, ge=0, le=1)
     short_sleeve_prob: float = Field(0.3, ge=0, le=1)
+    # Appearance (docs/people.md). Every key at its off value ([] / {} / 0) plans the people of
+    # before (plan version 1, byte for byte): fabrics []: plain-coloured clothes; skin_types []:
+    # the old six-shade palette; hair_styles {}: the library mesh's own hair only.
+    fabrics: list[str] = list(FABRICS)     # patterns drawn per shirt and per trousers
+    print_prob: float = Field(0.4, ge=0, le=1)     # shirts with a logo / text print, chest or back
+    shorts_prob: float = Field(0.1, ge=0, le=1)
+    glove_prob: float = Field(0.3, ge=0, le=1)
+    cap_prob: float = Field(0.35, ge=0, le=1)      # of the people without a hard hat
+    glasses_prob: float = Field(0.3, ge=0, le=1)   # safety glasses
+    skin_types: list[int] = list(SKIN_TYPES)       # Fitzpatrick types, drawn evenly
+    hair_styles: dict[str, float] = {"short": 0.45, "shaved": 0.12, "bun": 0.13, "ponytail": 0.13,
+                                     "volume": 0.17}
 
     @field_validator("pose_weights")
     @classmethod
     def _poses_known(cls, v):
         # "push" is given by the pallet-jack pairing, never drawn on its own
         return _check_weights(v, [p for p in POSES if p != "push"], "pose")
+
+    @field_validator("fabrics")
+    @classmethod
+    def _fabrics_known(cls, v):
+        bad = [f for f in v if f not in FABRICS]
+        if bad:
+            raise ValueError(f"unknown fabric {bad[0]!r}; choose from {list(FABRICS)}")
+        return v
+
+    @field_validator("skin_types")
+    @classmethod
+    def _skin_types_known(cls, v):
+        bad = [t for t in v if t not in SKIN_TYPES]
+        if bad:
+            raise ValueError(f"unknown Fitzpatrick skin type {bad[0]!r}; choose from {list(SKIN_TYPES)}")
+        return v
+
+    @field_validator("hair_styles")
+    @classmethod
+    def _hair_styles_known(cls, v):
+        return _check_weights(v, list(HAIR_STYLES), "hair style", "style") if v else v
+
+    @property
+    def appearance(self) -> bool:
+        """Whether people get an Outfit (plan version 4): any appearance key away from its off value."""
+        return bool(self.fabrics or self.skin_types or self.hair_styles or self.print_prob or self.shorts_prob
+                    or self.glove_prob or self.cap_prob or self.glasses_prob)
 
 
 class PalletJackConfig(_Section):

@@ -4,7 +4,9 @@ Plain dataclasses (no bpy, no numpy): `ScenePlan.to_dict()` is the JSON form (th
 in the same order as the untyped plans of version 1, so saved plans stay readable) and
 `ScenePlan.from_dict()` reads it back, refusing other versions. Version 2 adds a site's own
 assets (`assets`) and calibrated lens (`camera.lens`); version 3 adds procedural materials
-(`materials`, and the per-object `surfaces` / `look` they pick). All are left out of the JSON
+(`materials`, and the per-object `surfaces` / `look` they pick); version 4 dresses people
+(`pedestrians[i].outfit`: fabrics, prints, shorts, gloves, caps, glasses, hair styles, skin type;
+docs/people.md). All are left out of the JSON
 while unused, so a plan that uses none of them stays version 1, byte for byte. Units are metres and
 degrees where the name says so; colours are sRGB 0..1; yaw is the angle of an object's
 local +X (its front) from world +X, in radians.
@@ -21,7 +23,8 @@ from typing import Any, ClassVar
 PLAN_VERSION = 1          # what a plan without site assets or a calibrated lens is
 SITE_PLAN_VERSION = 2     # a plan that uses either (the JSON gains `assets` / `camera.lens`)
 MATERIAL_PLAN_VERSION = 3  # a plan with procedural materials (the JSON gains `materials`, `surfaces`, `look`)
-READ_VERSIONS = (PLAN_VERSION, SITE_PLAN_VERSION, MATERIAL_PLAN_VERSION)
+PEOPLE_PLAN_VERSION = 4    # a plan with dressed people (the JSON gains `pedestrians[i].outfit`)
+READ_VERSIONS = (PLAN_VERSION, SITE_PLAN_VERSION, MATERIAL_PLAN_VERSION, PEOPLE_PLAN_VERSION)
 # fields added after version 1: omitted from to_dict() while at their default
 _OMIT_DEFAULT = {"omit_default": True}
 RGB = list[float]
@@ -226,6 +229,39 @@ class CarryBox:
 
 
 @dataclass
+class Print:
+    """A logo or text print on a shirt (blender/materials/fabric.py), centred on the chest or back."""
+
+    place: str             # "chest" or "back"
+    shape: str             # blender.plan.actors.PRINT_SHAPES
+    color: RGB
+    size: float            # width, metres
+    seed: float
+
+
+@dataclass
+class Outfit:
+    """What a person wears beyond the version-1 colours (pedestrians.* appearance keys).
+
+    shirt/trousers: fabric Surfaces (family `fabric_<pattern>`, colour = the Person's colour),
+    None: the plain colour. shorts: legs bare below the hem. gloves, cap, glasses: their
+    colours (glasses: the lens tint), None: not worn (a cap only without a hard hat).
+    hair_style: blender.plan.scene_config.HAIR_STYLES. skin_type: the Fitzpatrick type (1-6)
+    the Person's skin colour was drawn from, 0 for the old palette.
+    """
+
+    shirt: Surface | None
+    trousers: Surface | None
+    print: Print | None
+    shorts: bool
+    gloves: RGB | None
+    cap: RGB | None
+    glasses: RGB | None
+    hair_style: str
+    skin_type: int
+
+
+@dataclass
 class Person:
     mesh_id: str | None    # library mesh; None: the builder picks one of `pose` and `height`
     pose: str
@@ -246,6 +282,7 @@ class Person:
     x: float = 0.0
     y: float = 0.0
     yaw: float = 0.0
+    outfit: Outfit | None = field(default=None, metadata=_OMIT_DEFAULT)  # version 4
 
 
 @dataclass
@@ -483,8 +520,11 @@ class ScenePlan:
         return _from_dict(cls, data, "plan")
 
 
-def plan_version(assets: list, lens: Lens | None, materials: SceneMaterials | None = None) -> int:
+def plan_version(assets: list, lens: Lens | None, materials: SceneMaterials | None = None,
+                 pedestrians: list[Person] = ()) -> int:
     """The lowest version whose readers keep everything the plan uses (older ones would drop it)."""
+    if any(p.outfit is not None for p in pedestrians):
+        return PEOPLE_PLAN_VERSION
     if materials is not None:
         return MATERIAL_PLAN_VERSION
     return SITE_PLAN_VERSION if assets or lens is not None else PLAN_VERSION
