@@ -116,10 +116,14 @@ def test_instances_carry_pass_index_on_every_part(empty_scene, humans_dir):
             labelled.add(ob.name)
         for prop in inst.props:  # loads on forks, carried cartons: never part of the mask
             assert prop.pass_index == 0
-    # person parts: body, plus vest and hat exactly when planned
+    # person parts: body, plus vest and hat exactly when planned, and the gear (cap, glasses,
+    # hair pieces) of a dressed person (tests/test_people.py)
     for inst, p in zip(instances[:n_ped], plan.pedestrians, strict=True):
         names = sorted(o.name for o in inst.objects)
-        assert len(names) == 1 + p.vest + p.hard_hat
+        o = p.outfit
+        gear = o is not None and bool(o.cap or o.glasses or o.hair_style in ("bun", "ponytail")
+                                      or (o.hair_style == "volume" and not p.hard_hat))
+        assert len(names) == 1 + p.vest + p.hard_hat + gear
         assert any(n.endswith("_vest") for n in names) == p.vest
         assert any(n.endswith("_hat") for n in names) == p.hard_hat
         assert bool(inst.props) == (p.carry_box is not None)
@@ -212,9 +216,10 @@ def test_clear_scene_returns_to_baseline(humans_dir):
         seen.append(_counts())
         assert seen[-1] == base, (seen[-1], base)
     from blender.materials import GROUP_PREFIX
-    from blender.plan.scene_config import MATERIAL_FAMILIES
+    from blender.plan.scene_config import FABRICS, MATERIAL_FAMILIES
 
-    assert sum(g.name.startswith(GROUP_PREFIX) for g in bpy.data.node_groups) <= len(MATERIAL_FAMILIES)
+    # one group per family, fabric pattern and the print
+    assert sum(g.name.startswith(GROUP_PREFIX) for g in bpy.data.node_groups) <= len(MATERIAL_FAMILIES) + len(FABRICS) + 1
     assert bpy.context.scene.camera is None
 
 

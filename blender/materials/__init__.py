@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import bpy
 
-from blender.materials import concrete, packaging, pbr, polymers, steel, wood
+from blender.materials import concrete, fabric, packaging, pbr, polymers, steel, wood
 from blender.materials.nodes import Num, Tree, srgb_to_linear
 from blender.plan.scene_plan import Surface
 
@@ -22,7 +22,8 @@ __all__ = ["Materials", "slot", "srgb_to_linear"]
 
 FAMILY_BUILDERS = {"concrete": concrete.build, "painted_steel": steel.build, "wood": wood.build,
                    "cardboard": packaging.cardboard, "shrink_wrap": packaging.shrink_wrap,
-                   "rubber": polymers.rubber, "plastic": polymers.plastic}
+                   "rubber": polymers.rubber, "plastic": polymers.plastic,
+                   **fabric.BUILDERS}   # people's clothes: fabric_woven, fabric_knit, ... (docs/people.md)
 
 
 GROUP_PREFIX = "warehouse_synth_"

@@ -58,11 +58,11 @@ STAGED_YAW_SIGMA = 0.03
 PALLET_FOOTPRINT_M = (1.2, 0.8)   # EUR pallet
 
 # People's appearance (docs/people.md). Skin: sRGB reference shades of the Fitzpatrick types
-# I-VI; a person of type t gets a shade between the middles of t's neighbours, so the six
-# types together cover the range evenly from the palest to the darkest skin.
+# I-VI; a person of type t gets a shade up to half way to either neighbour type, so the six
+# types together tile the range evenly from the palest to the darkest skin.
 FITZPATRICK = {1: (0.97, 0.85, 0.77), 2: (0.92, 0.75, 0.63), 3: (0.83, 0.63, 0.49),
                4: (0.68, 0.48, 0.33), 5: (0.49, 0.32, 0.21), 6: (0.28, 0.18, 0.12)}
-SKIN_SPREAD = 0.45         # of the step to the next type, either way
+SKIN_SPREAD = 0.5          # of the step to the next type, either way: the types tile the range
 # fabric: (roughness, pattern size in metres) per pattern; which garments may take it
 FABRIC_RANGES = {"woven": ((0.8, 0.95), (0.004, 0.01)), "knit": ((0.85, 0.98), (0.004, 0.01)),
                  "denim": ((0.75, 0.9), (0.006, 0.012)), "check": ((0.8, 0.95), (0.04, 0.12)),
@@ -77,6 +77,7 @@ FABRIC_SEED_MAX = 1000.0
 PRINT_SHAPES = ("disc", "ring", "text", "chevron", "block", "band")
 PRINT_INK = [(0.95, 0.95, 0.93), (0.06, 0.06, 0.07), (0.95, 0.78, 0.1), (0.8, 0.12, 0.1),
              (0.1, 0.3, 0.7), (0.95, 0.45, 0.05)]
+PRINT_CONTRAST = 0.8     # inks at least this far (sum of sRGB channels) from the shirt: a print that shows
 PRINT_WIDTH_M = {"chest": (0.07, 0.13), "back": (0.14, 0.22)}
 BACK_PRINT_PROB = 0.4
 GLOVES = [(0.55, 0.55, 0.53), (0.07, 0.07, 0.08), (0.95, 0.45, 0.05), (0.15, 0.35, 0.8),
@@ -125,7 +126,7 @@ def outfit_rng(rng: Rng) -> Rng:
 
 def skin_tone(rng: Rng, skin_type: int) -> list[float]:
     """A shade of Fitzpatrick type `skin_type`: towards a neighbour type by up to SKIN_SPREAD of the step."""
-    t = float(np.clip(skin_type + rng.uniform(-SKIN_SPREAD, SKIN_SPREAD), 1.0, 6.0))
+    t = uniform(rng, (max(1.0, skin_type - SKIN_SPREAD), min(6.0, skin_type + SKIN_SPREAD)))
     lo = min(int(math.floor(t)), 5)
     a, b, f = FITZPATRICK[lo], FITZPATRICK[lo + 1], t - lo
     return jitter(rng, [(1 - f) * x + f * y for x, y in zip(a, b, strict=True)], 0.015)
@@ -172,7 +173,7 @@ def dress_person(cfg: PedestrianConfig, rng: Rng, p: Person) -> None:
     printed = None
     if rng.random() < cfg.print_prob:
         place = "back" if rng.random() < BACK_PRINT_PROB else "chest"
-        ink = max(PRINT_INK, key=lambda c: abs(sum(c) - sum(p.shirt)) + 0.3 * rng.random())  # one that shows
+        ink = pick(rng, [c for c in PRINT_INK if abs(sum(c) - sum(p.shirt)) > PRINT_CONTRAST] or PRINT_INK)
         printed = Print(place=place, shape=pick(rng, PRINT_SHAPES), color=jitter(rng, ink, 0.03),
                         size=round(uniform(rng, PRINT_WIDTH_M[place]), 4),
                         seed=round(uniform(rng, (0.0, FABRIC_SEED_MAX)), 3))
