@@ -53,6 +53,7 @@ HEAD_UP_LEAN_DEG = 15.5
 SHORTS_HEM = 0.33             # of stature: hem height of shorts, a hand above the knee
 HAND_HEAD_RADII = 3.0         # skin faces farther than this many head radii from the head are hands
 EXTRA_REGIONS = ("hands", "shins")
+CAP_TILT_RAD = 0.35           # a cap's dome leans back this far
 VOLUME_TILT_RAD = 0.5         # a full head of hair: a dome over the crown, tilted back
 
 
@@ -238,16 +239,19 @@ def gear_mesh(name: str, a: dict, outfit, hard_hat: bool, materials: list) -> bp
         tilt = np.array([[1, 0, 0], [0, c, s], [0, -s, c]])                # its axis leans back: hairline up front
         mb.dome(head + up * r * 0.3 - fwd * r * 0.2, r * 1.14, 0, rings=4, segments=14, R=back @ tilt)
     if outfit.cap is not None and not hard_hat:
-        base = head + up * r * 0.2
-        mb.dome(base, r * 1.06, 1, rings=4, segments=14, R=R, squash=0.72)
-        brim = base + fwd * r * 1.45 - up * r * 0.02
-        mb.box(brim, (r * 1.35, r * 0.95, 0.008), 1, R=R)                  # peak over the face
+        # a shallow dome leaning back (its front edge on the forehead, the back one low on the
+        # head) and a peak from the front edge, over the eyes
+        base, c, s = head + up * r * 0.3, math.cos(CAP_TILT_RAD), math.sin(CAP_TILT_RAD)
+        tilted = R @ np.array([[1, 0, 0], [0, c, s], [0, -s, c]])
+        mb.dome(base, r * 1.08, 1, rings=4, segments=14, R=tilted, squash=0.72)
+        edge = base + (fwd * c + up * s) * r * 1.08
+        mb.box(edge + fwd * r * 0.45 - up * r * 0.04, (r * 1.35, r * 0.95, 0.008), 1, R=R)
     if outfit.glasses is not None:
         eye = a["eye"] + fwd * 0.012
         mb.box(eye, (0.15, 0.006, 0.042), 3, R=R)                          # one wrap-around lens
         mb.box(eye + up * 0.022, (0.152, 0.01, 0.008), 2, R=R)             # brow bar
         for side in (-1.0, 1.0):                                           # temples back to the ears
-            mb.box(eye + lat * side * 0.074 - fwd * 0.055 + up * 0.012, (0.006, 0.11, 0.008), 2, R=R)
+            mb.box(eye + lat * side * 0.077 - fwd * 0.055 + up * 0.012, (0.006, 0.11, 0.008), 2, R=R)
     if not mb.verts:
         return None
     return mb.build(name, materials)
@@ -263,7 +267,8 @@ def build_pedestrian(p: Person, index: int, instance_id: int, mats: Materials,
     skin = mats.plain(f"skin_{index}", p.skin, roughness=0.5)
     if o is not None and o.shirt is not None:
         place = o.print.place if o.print is not None else "chest"
-        shirt = fabric.garment(f"shirt_{index}", o.shirt, o.print, anchors[place], anchors["torso_up"])
+        shirt = fabric.garment(f"shirt_{index}", o.shirt, o.print if anchors else None,
+                               anchors[place] if anchors else None, anchors["torso_up"] if anchors else (0, 0, 1))
     else:
         shirt = mats.plain(f"shirt_{index}", p.shirt, roughness=0.85, specular=0.3)
     if o is not None and o.trousers is not None:
