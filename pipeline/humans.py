@@ -1,13 +1,15 @@
 """Human mesh library: posed `anny` bodies written as OBJ files for the Blender side.
 
-    python -m pipeline.humans --out assets_cache/humans --count 24 --seed 0
+    python -m pipeline.humans --out assets_cache/humans --count 24 --seed 0 [--shapes standard|wide]
 
 Each mesh i gets a body shape (body i // 2: two poses per body) and a pose (walk phases,
 stand, carry, bend, crouch, push) decided only by (seed, i), so a run can be resumed or extended
 (--count larger) and reproduces the same files. Per mesh: `<id>.obj` (faces grouped by
 clothing region with `usemtl`), `<id>_vest.obj` (a hi-vis vest shell offset along the
 normals, with reflective stripes) and `<id>.json`; `index.json` lists them all.
-Files are written atomically and existing meshes are skipped.
+Files are written atomically and existing meshes are skipped. `--shapes wide` draws bodies from
+a wider range of build, age and stature (SHAPES; docs/people.md); a library keeps the range it
+was made with.
 
 OBJ axes are Y-up (x, z, -y), so Blender's default OBJ import gives Z-up, feet at z = 0,
 the person facing -Y; all coordinates in index.json are in that Blender frame.
@@ -58,19 +60,35 @@ VEST_BONES = ("spine", "clavicle", "pelvis", "root")
 
 # ---------------------------------------------------------------- body and pose
 
-def sample_phenotype(rng: np.random.Generator) -> tuple[dict[str, float], float]:
-    """Adult working-age shape and a target stature (m) drawn from adult height statistics."""
-    female = rng.random() < 0.4
+# Body-shape ranges of `--shapes` (anny phenotype parameters, 0..1): the share of women, the
+# ranges of age (2/3 young adult, 1 old), muscle, weight and proportions, the spread of stature
+# around the adult means (x its standard deviation) and the stature limits in metres.
+# `standard` is the range every library so far was made with; `wide` adds very slim and heavy,
+# less and more muscular, older and shorter/taller workers.
+SHAPES = {
+    "standard": {"female": 0.4, "age": (0.5, 0.85), "muscle": (0.3, 0.75), "weight": (0.25, 0.8),
+                 "proportions": (0.3, 0.7), "stature_sd": 1.0, "stature": (1.52, 1.93)},
+    "wide": {"female": 0.45, "age": (0.45, 0.97), "muscle": (0.1, 0.95), "weight": (0.05, 1.0),
+             "proportions": (0.15, 0.85), "stature_sd": 1.35, "stature": (1.45, 2.0)},
+}
+
+
+def sample_phenotype(rng: np.random.Generator, shapes: str = "standard") -> tuple[dict[str, float], float]:
+    """Adult working-age shape and a target stature (m) drawn from adult height statistics
+    (the same draws, in the same order, whatever the `shapes` range)."""
+    r = SHAPES[shapes]
+    female = rng.random() < r["female"]
     pheno = {
         "gender": float(rng.uniform(0.75, 1.0) if female else rng.uniform(0.0, 0.25)),
-        "age": float(rng.uniform(0.5, 0.85)),
-        "muscle": float(rng.uniform(0.3, 0.75)),
-        "weight": float(rng.uniform(0.25, 0.8)),
+        "age": float(rng.uniform(*r["age"])),
+        "muscle": float(rng.uniform(*r["muscle"])),
+        "weight": float(rng.uniform(*r["weight"])),
         "height": 0.4,
-        "proportions": float(rng.uniform(0.3, 0.7)),
+        "proportions": float(rng.uniform(*r["proportions"])),
     }
-    stature = rng.normal(1.63, 0.075) if female else rng.normal(1.76, 0.08)
-    return pheno, float(np.clip(stature, 1.52, 1.93))
+    sd = r["stature_sd"]
+    stature = rng.normal(1.63, 0.075 * sd) if female else rng.normal(1.76, 0.08 * sd)
+    return pheno, float(np.clip(stature, *r["stature"]))
 
 
 def _rot(axis: str, deg: float) -> np.ndarray:
@@ -241,12 +259,12 @@ def obj_text(v: np.ndarray, n: np.ndarray, faces: np.ndarray, face_region: np.nd
 # ---------------------------------------------------------------- one mesh
 
 class Library:
-    def __init__(self, out: Path, seed: int):
+    def __init__(self, out: Path, seed: int, shapes: str = "standard"):
         import anny  # torch and the ~0.8 GB cache load only when meshes are actually made
         import torch
 
         self.torch = torch
-        self.out, self.seed = out, seed
+        self.out, self.seed, self.shapes = out, seed, shapes
         self.model = anny.Anny(skinning_method="lbs")
         self.faces = self.model.get_triangular_faces().cpu().numpy()
         self.seg = _segmentation(self.model)
@@ -270,7 +288,7 @@ class Library:
         body = i // 2  # two poses per body; stable when a library is extended
         pose, phase = POSE_CYCLE[i % len(POSE_CYCLE)]
         brng = np.random.default_rng([self.seed, 1_000_000 + body])
-        pheno, target = sample_phenotype(brng)
+        pheno, target = sample_phenotype(brng, self.shapes)
         # anny's `height` moves stature almost linearly: solve it from two probes
         probes = []
         for h in (0.3, 0.6):
@@ -370,33 +388,41 @@ def load_human_index(humans_dir: str | Path) -> list[dict]:
 
 # ---------------------------------------------------------------- CLI
 
-def build_index(out: Path, count: int, seed: int) -> dict:
+def build_index(out: Path, count: int, seed: int, shapes: str = "standard") -> dict:
     meshes = []
     for i in range(count):
         p = out / f"h{i:04d}.json"
         meshes.append(json.loads(p.read_text()))
-    return {"version": LIBRARY_VERSION, "generator": "anny", "seed": seed, "count": count,
-            "axes": "Z-up after Blender OBJ import, person faces -Y, feet at z=0, metres",
-            "regions": REGIONS, "vest_regions": VEST_REGIONS, "meshes": meshes}
+    index = {"version": LIBRARY_VERSION, "generator": "anny", "seed": seed, "count": count,
+             "axes": "Z-up after Blender OBJ import, person faces -Y, feet at z=0, metres",
+             "regions": REGIONS, "vest_regions": VEST_REGIONS, "meshes": meshes}
+    if shapes != "standard":   # libraries of the standard range keep the index of before
+        index["shapes"] = shapes
+    return index
 
 
-def generate(out: Path, count: int, seed: int, progress: bool = True) -> dict:
+def generate(out: Path, count: int, seed: int, progress: bool = True, shapes: str = "standard") -> dict:
     ensure_writable_dir(out)
     index_path = out / "index.json"
+    old = None
     if index_path.is_file():
         old = load_index(out)
         if old.get("seed") != seed:
             raise UserError(f"{index_path}: library was made with seed {old.get('seed')}, not {seed}; "
                             "use another --out or the same --seed")
+        if old.get("shapes", "standard") != shapes:
+            raise UserError(f"{index_path}: library was made with --shapes {old.get('shapes', 'standard')}, "
+                            f"not {shapes}; use another --out or the same --shapes")
     todo = [i for i in range(count) if not all((out / f"h{i:04d}{s}").is_file()
                                                for s in (".obj", "_vest.obj", ".json"))]
     if todo:
         atomic_write_text(out / "regions.mtl", MTL)
-        lib = Library(out, seed)
+        lib = Library(out, seed, shapes)
         for i in tqdm(todo, desc="humans", unit="mesh", disable=not progress):
             lib.make(i)
-    index = build_index(out, count, seed)
-    atomic_write_json(index_path, index, indent=1)
+    index = build_index(out, count, seed, shapes)
+    if index != old:   # an unchanged library keeps its index file (and its time, for make)
+        atomic_write_json(index_path, index, indent=1)
     return {"made": len(todo), "skipped": count - len(todo), "index": index}
 
 
@@ -405,12 +431,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("assets_cache/humans"))
     ap.add_argument("--count", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shapes", choices=sorted(SHAPES), default="standard",
+                    help="body-shape range (default standard; wide: slimmer, heavier, older, shorter and taller)")
     args = ap.parse_args(argv)
     if args.count < 1:
         raise UserError(f"--count {args.count}: expected at least 1")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     t0 = time.time()
-    res = generate(args.out, args.count, args.seed)
+    res = generate(args.out, args.count, args.seed, shapes=args.shapes)
     idx = res["index"]["meshes"]
     heights = [m["stature"] for m in idx]
     poses = sorted({m["pose"] for m in idx})

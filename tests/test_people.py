@@ -267,3 +267,31 @@ def test_cap_glasses_gloves_and_pattern_are_one_instance_with_exact_masks(tmp_pa
     assert (mask & gear_px & ~body_px).sum() > 5
     assert rgb[mask].std() > 5      # shaded, patterned cloth, not one flat colour
     clear_scene()
+
+
+# ---------------------------------------------------------------- body shapes (human library)
+
+def test_library_body_shapes_standard_unchanged_and_wide_is_wider():
+    from pipeline.humans import SHAPES, sample_phenotype
+
+    # the standard range draws what every library so far was made with (same numbers, same order)
+    def old(rng):
+        female = rng.random() < 0.4
+        pheno = {"gender": float(rng.uniform(0.75, 1.0) if female else rng.uniform(0.0, 0.25)),
+                 "age": float(rng.uniform(0.5, 0.85)), "muscle": float(rng.uniform(0.3, 0.75)),
+                 "weight": float(rng.uniform(0.25, 0.8)), "height": 0.4,
+                 "proportions": float(rng.uniform(0.3, 0.7))}
+        stature = rng.normal(1.63, 0.075) if female else rng.normal(1.76, 0.08)
+        return pheno, float(np.clip(stature, 1.52, 1.93))
+
+    for body in range(20):
+        assert sample_phenotype(np.random.default_rng([0, 1_000_000 + body])) == old(
+            np.random.default_rng([0, 1_000_000 + body]))
+    std = [sample_phenotype(np.random.default_rng([0, b]), "standard") for b in range(400)]
+    wide = [sample_phenotype(np.random.default_rng([0, b]), "wide") for b in range(400)]
+    for key in ("age", "muscle", "weight", "proportions"):
+        s, w = [p[key] for p, _ in std], [p[key] for p, _ in wide]
+        assert min(w) < min(s) - 0.05 or max(w) > max(s) + 0.05, key
+        lo, hi = SHAPES["wide"][key]
+        assert lo <= min(w) and max(w) <= hi
+    assert np.ptp([h for _, h in wide]) > np.ptp([h for _, h in std])
