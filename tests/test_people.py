@@ -185,7 +185,7 @@ def write_box_person(root):
              ((0, 0, 1.2), (0.4, 0.22, 0.6), "shirt"), ((0.26, 0, 1.15), (0.08, 0.08, 0.5), "forearm"),
              ((-0.26, 0, 1.15), (0.08, 0.08, 0.5), "forearm"),
              ((0.26, 0, 0.85), (0.07, 0.07, 0.12), "skin"), ((-0.26, 0, 0.85), (0.07, 0.07, 0.12), "skin"),
-             ((0, 0, 1.6), (0.18, 0.2, 0.22), "skin"), ((0, 0.02, 1.72), (0.19, 0.19, 0.02), "hair"),
+             ((0, 0, 1.6), (0.18, 0.2, 0.2), "skin"), ((0, 0.02, 1.705), (0.19, 0.19, 0.01), "hair"),
              ((0.035, -0.1, 1.63), (0.025, 0.01, 0.015), "eyes"), ((-0.035, -0.1, 1.63), (0.025, 0.01, 0.015), "eyes")]
     vs, fs, regs = [], [], []
     for center, size, region in parts:
@@ -240,15 +240,18 @@ def test_cap_glasses_gloves_and_pattern_are_one_instance_with_exact_masks(tmp_pa
               if n.bl_idname == "ShaderNodeGroup"}
     assert groups == {"warehouse_synth_fabric_check", "warehouse_synth_print"}
     assert len(gear.data.materials) == 4 and len(gear.data.polygons) > 40    # bun, cap and glasses
-    # a camera 2.4 m in front of the face, the person filling the frame
+    # a camera 1.6 m to the person's side at head height: the cap's peak and the bun stick out
+    # of the head's outline there, head, torso and gloved hands fill the frame
     scene = bpy.context.scene
-    yaw = p.yaw
-    face = np.array([math.cos(yaw), math.sin(yaw)])
-    target = np.array([p.x, p.y, 1.15])
-    scene.camera.location = (*(target[:2] + face * 2.4), 1.4)
+    side = np.array([-math.sin(p.yaw), math.cos(p.yaw)])
+    target = np.array([p.x, p.y, 1.35])
+    scene.camera.location = (*(target[:2] + side * 1.6), 1.6)
     direction = target - np.array(scene.camera.location)
     scene.camera.rotation_euler = (math.atan2(math.hypot(*direction[:2]), -direction[2]), 0.0,
                                    math.atan2(direction[1], direction[0]) - math.pi / 2)
+    for ob in scene.objects:   # the warehouse out of the way: nothing stands between camera and person
+        if ob.type == "MESH" and ob not in person.objects:
+            ob.hide_render = True
     scene.camera.data.lens_unit = "FOV"
     scene.camera.data.angle = math.radians(55)
     w, h = 96, 72

@@ -104,6 +104,7 @@ def mesh_anchors(rec: dict, centers: np.ndarray, regions: np.ndarray, names: lis
         for place, q in (("chest", 60), ("back", 66)):
             level = np.percentile(t, q)
             band = torso[np.abs(t - level) < 0.04]
+            band = band if len(band) else torso
             depth = band @ front_dir
             pick = band[depth.argmax()] if place == "chest" else band[depth.argmin()]
             out[place] = torso.mean(0) + axis * level + front_dir * float((pick - torso.mean(0)) @ front_dir)
@@ -243,7 +244,7 @@ def gear_mesh(name: str, a: dict, outfit, hard_hat: bool, materials: list) -> bp
         # head) and a peak from the front edge, over the eyes
         base, c, s = head + up * r * 0.3, math.cos(CAP_TILT_RAD), math.sin(CAP_TILT_RAD)
         tilted = R @ np.array([[1, 0, 0], [0, c, s], [0, -s, c]])
-        mb.dome(base, r * 1.08, 1, rings=4, segments=14, R=tilted, squash=0.72)
+        mb.dome(base, r * 1.08, 1, rings=4, segments=14, R=tilted, squash=0.9)
         edge = base + (fwd * c + up * s) * r * 1.08
         mb.box(edge + fwd * r * 0.45 - up * r * 0.04, (r * 1.35, r * 0.95, 0.008), 1, R=R)
     if outfit.glasses is not None:
