@@ -37,8 +37,9 @@ def test_oracle_detections_give_perfect_events_and_centimetre_floor_positions(tm
     a = json.loads((tmp_path / "v.summary.json").read_text())["analytics"]
     assert a["event_matches"]["true"] > 0
     assert a["precision"] == 1.0 and a["recall"] == 1.0
-    # people stand on their soles; a jack's lowest visible point is a fork tip above the floor,
-    # so its footprint lands ~0.25 m beyond its wheels (reported per class, not yet fixed)
-    assert a["floor_error_m"]["per_class"]["pedestrian"]["median"] < 0.05
+    # the truth is the footprint from the mesh (blender/truth.py), the measure from the mask
+    per_class = a["floor_error_m"]["per_class"]
+    print(scenario, json.dumps(a["floor_error_m"]))
+    assert per_class and all(v["median"] < 0.05 for v in per_class.values()), per_class
     assert all(v == 0 for v in a["line_count_error"].values())
     assert (tmp_path / "v.events.csv").read_text().count("\n") == a["events"] + 1

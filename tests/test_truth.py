@@ -1,48 +1,55 @@
-"""The clip's floor truth: the floor point under an object's lowest image point, from geometry."""
+"""The clip's floor truth: the analytics' footprint rule applied to the exact silhouette."""
 
 import numpy as np
 import pytest
 
-from blender.truth import camera_centre, footprint_point
+from blender.annotate import project_triangles
+from blender.truth import floor_point, footprint_truth
+
+W, H = 320, 240
 
 
-def _look_down_camera(c, tilt_deg=50.0, f=500.0, size=(640, 480)):
+def _camera(c=(0.0, 0.0, 4.0), tilt_deg=40.0, f=300.0):
     """P = K [R | -R c] of a camera at c looking along +y, tilted down by tilt_deg."""
     t = np.radians(tilt_deg)
     forward = np.array([0, np.cos(t), -np.sin(t)])
     right = np.array([1.0, 0, 0])
     down = np.cross(forward, right)
-    R = np.stack([right, down, forward])  # rows: camera x (right), y (down), z (forward)
-    K = np.array([[f, 0, size[0] / 2], [0, f, size[1] / 2], [0, 0, 1]])
-    return K @ np.c_[R, -R @ c]
+    R = np.stack([right, down, forward])
+    K = np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]])
+    return K @ np.c_[R, -R @ np.asarray(c)]
 
 
-def test_camera_centre_is_recovered():
-    c = np.array([1.0, -2.0, 5.0])
-    assert np.allclose(camera_centre(_look_down_camera(c)), c)
+def _box(x0, y0, z0, x1, y1, z1):
+    v = np.array([[x, y, z] for x in (x0, x1) for y in (y0, y1) for z in (z0, z1)], float)
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    t = np.array([tri for a, b, c, d in quads for tri in ((a, b, c), (a, c, d))])
+    return v, t
 
 
-def test_footprint_of_a_raised_low_point_lies_on_its_ray_beyond_it():
-    c = np.array([0.0, 0.0, 5.0])
-    P = _look_down_camera(c)
-    # a jack-like box: its near bottom edge (y = 4) 3 cm above the floor, a wheel further back
-    box = np.array([[x, y, z] for x in (-0.3, 0.3) for y in (4.0, 5.2) for z in (0.03, 0.2)])
-    wheel = np.array([[0.0, 5.0, 0.0]])
-    x, y = footprint_point(np.r_[box, wheel], P)
-    # the near bottom edge is lowest in the image; its ray meets the floor 3 cm * 4 m / 4.97 m further on
-    assert x == pytest.approx(-0.3 * 5 / 4.97, abs=1e-9) or x == pytest.approx(0.3 * 5 / 4.97, abs=1e-9)
-    assert y == pytest.approx(4.0 * 5 / 4.97, abs=1e-9)
-    # the floor point projects to the same pixel as the vertex (same ray)
-    def px(p):
-        u = P @ np.r_[p, 1.0]
-        return u[:2] / u[2]
-    near = box[(box[:, 1] == 4.0) & (box[:, 2] == 0.03)]
-    assert any(np.allclose(px(np.array([x, y, 0.0])), px(v)) for v in near)
+def test_floor_point_inverts_the_projection():
+    P = _camera()
+    for x, y in [(0.0, 5.0), (-1.2, 7.5), (0.8, 4.1)]:
+        u, v, w = P @ np.array([x, y, 0.0, 1.0])
+        assert floor_point(P, u / w, v / w) == pytest.approx((x, y), abs=1e-9)
 
 
-def test_a_point_on_the_floor_is_its_own_footprint_and_points_behind_are_ignored():
-    c = np.array([0.0, 0.0, 3.0])
-    P = _look_down_camera(c, tilt_deg=30)
-    sole = np.array([[0.2, 3.0, 0.0], [0.2, 3.3, 0.0], [0.2, 3.2, 1.7]])
-    behind = np.array([[0.0, -2.0, 0.0]])  # behind the camera: projects with w < 0
-    assert footprint_point(np.r_[sole, behind], P) == pytest.approx((0.2, 3.0))
+def test_two_fork_tips_give_the_point_between_them_on_the_floor():
+    P = _camera()
+    # two forks 3 cm above the floor, pointing at the camera, 0.5 m apart (a jack's)
+    a_v, a_t = _box(-0.33, 5.0, 0.03, -0.17, 6.2, 0.085)
+    b_v, b_t = _box(0.17, 5.0, 0.03, 0.33, 6.2, 0.085)
+    v, t = np.r_[a_v, b_v], np.r_[a_t, b_t + len(a_v)]
+    x, y = footprint_truth(v, t, P, W, H)
+    assert x == pytest.approx(0.0, abs=0.02)            # between the tips, not at one of them
+    assert 5.0 < y < 5.0 + 0.03 * 5.0 / 4.0 + 0.05      # just beyond the near edge (its height's parallax)
+
+
+def test_a_box_on_the_floor_stands_at_its_near_edge_and_out_of_view_is_none():
+    P = _camera()
+    v, t = _box(-0.2, 6.0, 0.0, 0.2, 6.3, 1.7)  # a person-sized block standing on the floor
+    x, y = footprint_truth(v, t, P, W, H)
+    assert x == pytest.approx(0.0, abs=0.02) and y == pytest.approx(6.0, abs=0.03)
+    assert project_triangles(v, t, P).shape[0] > 0
+    far_v, far_t = _box(40.0, 6.0, 0.0, 40.4, 6.3, 1.7)  # far outside the extended canvas
+    assert footprint_truth(far_v, far_t, P, W, H) is None
