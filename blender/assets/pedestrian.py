@@ -230,22 +230,25 @@ def gear_mesh(name: str, a: dict, outfit, hard_hat: bool, materials: list) -> bp
     R = _gear_frame(a)
     head, r, up, fwd, lat = a["head"], a["r"], a["up"], a["fwd"], a["lat"]
     covered = hard_hat or outfit.cap is not None
+    # the skull's centre: behind and above the head's mean point (the face pulls that forward);
+    # measured on library heads: hair reaches 1.36 r behind the head centre and 1.27 r above it
+    cranium = head + up * r * 0.3 - fwd * r * 0.2
     if outfit.hair_style == "bun":
-        _sphere(mb, head - fwd * r * 0.95 + up * r * 0.45, 0.042, 0, R)
+        _sphere(mb, head - fwd * r * 1.45 + up * r * 0.5, 0.042, 0, R)
     elif outfit.hair_style == "ponytail":
-        _sphere(mb, head - fwd * r * 1.0 - up * r * 0.15, 0.033, 0, R, down=2.8)
+        _sphere(mb, head - fwd * r * 1.4 - up * r * 0.1, 0.033, 0, R, down=2.8)
     elif outfit.hair_style == "volume" and not covered:
         back = np.stack([lat, -fwd, up], axis=1)
         c, s = math.cos(VOLUME_TILT_RAD), math.sin(VOLUME_TILT_RAD)
         tilt = np.array([[1, 0, 0], [0, c, s], [0, -s, c]])                # its axis leans back: hairline up front
-        mb.dome(head + up * r * 0.3 - fwd * r * 0.2, r * 1.14, 0, rings=4, segments=14, R=back @ tilt)
+        mb.dome(cranium, r * 1.22, 0, rings=4, segments=14, R=back @ tilt)
     if outfit.cap is not None and not hard_hat:
         # a shallow dome leaning back (its front edge on the forehead, the back one low on the
         # head) and a peak from the front edge, over the eyes
-        base, c, s = head + up * r * 0.3, math.cos(CAP_TILT_RAD), math.sin(CAP_TILT_RAD)
+        c, s = math.cos(CAP_TILT_RAD), math.sin(CAP_TILT_RAD)
         tilted = R @ np.array([[1, 0, 0], [0, c, s], [0, -s, c]])
-        mb.dome(base, r * 1.08, 1, rings=4, segments=14, R=tilted, squash=0.9)
-        edge = base + (fwd * c + up * s) * r * 1.08
+        mb.dome(cranium, r * 1.2, 1, rings=4, segments=14, R=tilted, squash=0.9)
+        edge = cranium + (fwd * c + up * s) * r * 1.2
         mb.box(edge + fwd * r * 0.45 - up * r * 0.04, (r * 1.35, r * 0.95, 0.008), 1, R=R)
     if outfit.glasses is not None:
         eye = a["eye"] + fwd * 0.012
