@@ -4,7 +4,8 @@
 
 Writes contact_sheet.png (masks, boxes and class names over sample images; crowd/ignored
 instances with corner-only boxes), stats.json, stats.md and stats.png (instances per class,
-visibility and box-size histograms, instances per image).
+visibility and box-size histograms, instances per image, and the spread of brightness,
+contrast, colourfulness and camera heights: pipeline/variety.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pipeline.common import (
 )
 from pipeline.data import image_base
 from pipeline.draw import contact_sheet, draw_detections, load_rgb, save_rgb
+from pipeline.variety import quantiles, variety_markdown, variety_stats
 
 VIS_BINS = np.linspace(0.0, 1.0, 11)
 # sqrt(box area) in pixels; 32 and 96 are COCO's small/medium/large limits
@@ -43,14 +45,6 @@ def load_coco(data_dir: Path) -> dict:
         if not isinstance(coco.get(key), list):
             raise UserError(f"{path}: field {key!r} missing or not a list")
     return coco
-
-
-QUANTILES = (5, 25, 50, 75, 95)
-
-
-def _quantiles(values) -> dict[str, float] | None:
-    v = np.asarray(values, float)
-    return {f"p{q}": round(float(np.percentile(v, q)), 2) for q in QUANTILES} if len(v) else None
 
 
 def dataset_stats(coco: dict) -> dict:
@@ -83,8 +77,8 @@ def dataset_stats(coco: dict) -> dict:
             "small_medium_large": [int((size < 32).sum()), int(((size >= 32) & (size < 96)).sum()),
                                    int((size >= 96).sum())],
             # what anchor sizes and aspect ratios (height / width) have to cover, in source pixels
-            "size_px_quantiles": _quantiles(size),
-            "aspect_hw_quantiles": _quantiles([a["bbox"][3] / a["bbox"][2] for a in ok if a["bbox"][2] > 0]),
+            "size_px_quantiles": quantiles(size),
+            "aspect_hw_quantiles": quantiles([a["bbox"][3] / a["bbox"][2] for a in ok if a["bbox"][2] > 0]),
         }
     return stats
 
@@ -108,8 +102,10 @@ def stats_markdown(stats: dict, data_dir: Path) -> str:
             sz = "/".join(f"{v:.0f}" for v in s["size_px_quantiles"].values())
             ar = "/".join(f"{v:.2f}" for v in s["aspect_hw_quantiles"].values())
             lines.append(f"- {name}: size {sz} px, aspect {ar}")
-    lines += ["", "Instances per image: " + ", ".join(f"{k}: {v}" for k, v in stats["instances_per_image"].items()),
-              "", "![statistics](stats.png)", "", "![samples](contact_sheet.png)", ""]
+    lines += ["", "Instances per image: " + ", ".join(f"{k}: {v}" for k, v in stats["instances_per_image"].items()), ""]
+    if stats.get("variety"):
+        lines += variety_markdown(stats["variety"])
+    lines += ["![statistics](stats.png)", "", "![samples](contact_sheet.png)", ""]
     return "\n".join(lines)
 
 
@@ -203,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for im in samples]
         save_rgb(out / "contact_sheet.png", contact_sheet(tiles, args.cols, args.tile_width, captions))
     stats = dataset_stats(coco)
+    stats["variety"] = variety_stats(coco["images"], image_base(data_dir, coco["images"]))
     atomic_write_json(out / "stats.json", stats, indent=2)
     atomic_write_text(out / "stats.md", stats_markdown(stats, data_dir))
     plot_stats(stats, out / "stats.png")
