@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import bpy
 
 from blender.materials import concrete, fabric, packaging, pbr, polymers, steel, wood
-from blender.materials.nodes import Num, Tree, srgb_to_linear
+from blender.materials.nodes import GROUP_PREFIX, Num, Tree, job_group, srgb_to_linear  # noqa: F401 (GROUP_PREFIX re-exported)
 from blender.plan.scene_plan import Surface
 
 __all__ = ["Materials", "slot", "srgb_to_linear"]
@@ -26,7 +26,6 @@ FAMILY_BUILDERS = {"concrete": concrete.build, "painted_steel": steel.build, "wo
                    **fabric.BUILDERS}   # people's clothes: fabric_woven, fabric_knit, ... (docs/people.md)
 
 
-GROUP_PREFIX = "warehouse_synth_"
 COLOR_INPUTS = ("color", "color2")
 FLOAT_INPUTS = ("roughness", "wear", "dirt", "marks", "scale", "seed")
 
@@ -34,12 +33,9 @@ FLOAT_INPUTS = ("roughness", "wear", "dirt", "marks", "scale", "seed")
 def family_group(family: str) -> bpy.types.ShaderNodeTree:
     """The node group of a family, built on first use and kept for the job (fake user): a
     frame's materials are then one group node each, not a hundred nodes made in Python."""
-    name = GROUP_PREFIX + family
-    group = bpy.data.node_groups.get(name)
-    if group is not None:
+    group, new = job_group(family)
+    if not new:
         return group
-    group = bpy.data.node_groups.new(name, "ShaderNodeTree")
-    group.use_fake_user = True
     group.interface.new_socket("BSDF", in_out="OUTPUT", socket_type="NodeSocketShader")
     for key in COLOR_INPUTS:
         group.interface.new_socket(key, in_out="INPUT", socket_type="NodeSocketColor")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import bpy
 
-from blender.materials.nodes import Num, Tree, srgb_to_linear
+from blender.materials.nodes import Num, Tree, job_group, srgb_to_linear
 
 GRIME = (0.25, 0.22, 0.18)
 FADE = (0.92, 0.92, 0.9)
@@ -116,14 +116,9 @@ def print_group() -> bpy.types.ShaderNodeTree:
 
     Inputs: anchor (its centre, object space), up (the torso's axis), side (+1 chest: faces
     -Y; -1 back), size (width, m), shape (index into SHAPES), seed. Built once per job."""
-    from blender.materials import GROUP_PREFIX
-
-    name = GROUP_PREFIX + PRINT_GROUP
-    group = bpy.data.node_groups.get(name)
-    if group is not None:
+    group, new = job_group(PRINT_GROUP)
+    if not new:
         return group
-    group = bpy.data.node_groups.new(name, "ShaderNodeTree")
-    group.use_fake_user = True
     group.interface.new_socket("Fac", in_out="OUTPUT", socket_type="NodeSocketFloat")
     for key in ("anchor", "up"):
         group.interface.new_socket(key, in_out="INPUT", socket_type="NodeSocketVector")

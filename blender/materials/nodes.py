@@ -27,6 +27,21 @@ def _is_socket(v) -> bool:
     return isinstance(v, bpy.types.NodeSocket)
 
 
+GROUP_PREFIX = "warehouse_synth_"
+
+
+def job_group(name: str) -> tuple[bpy.types.ShaderNodeTree, bool]:
+    """(node group GROUP_PREFIX + name, whether it was just made and still needs its nodes).
+    Groups are kept for the job (fake user), so a frame's materials are one group node each."""
+    full = GROUP_PREFIX + name
+    group = bpy.data.node_groups.get(full)
+    if group is not None:
+        return group, False
+    group = bpy.data.node_groups.new(full, "ShaderNodeTree")
+    group.use_fake_user = True
+    return group, True
+
+
 class Num:
     """A float socket that does arithmetic: `0.7 - 0.2 * wear` adds two math nodes."""
 

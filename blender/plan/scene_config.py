@@ -50,11 +50,17 @@ class _Section(StrictModel):
         return v
 
 
-def _check_weights(weights: dict[str, float], known: list[str], what: str, unit: str | None = None) -> dict:
-    """A {name: weight} choice table: only known names, and something to choose."""
-    bad = [k for k in weights if k not in known]
+def _check_known(values, known: list, what: str):
+    """Only names (or values) from `known`: the first other one is the error."""
+    bad = [k for k in values if k not in known]
     if bad:
         raise ValueError(f"unknown {what} {bad[0]!r}; choose from {known}")
+    return values
+
+
+def _check_weights(weights: dict[str, float], known: list[str], what: str, unit: str | None = None) -> dict:
+    """A {name: weight} choice table: only known names, and something to choose."""
+    _check_known(weights, known, what)
     if not weights or sum(weights.values()) <= 0:
         raise ValueError(f"needs at least one {unit or what} with a positive weight")
     return weights
@@ -102,10 +108,7 @@ class MaterialConfig(_Section):
     @field_validator("families")
     @classmethod
     def _families_known(cls, v):
-        bad = [f for f in v if f not in MATERIAL_FAMILIES]
-        if bad:
-            raise ValueError(f"unknown family {bad[0]!r}; choose from {list(MATERIAL_FAMILIES)}")
-        return v
+        return _check_known(v, list(MATERIAL_FAMILIES), "family")
 
     @field_validator("texture_dir")
     @classmethod
@@ -196,18 +199,12 @@ class PedestrianConfig(_Section):
     @field_validator("fabrics")
     @classmethod
     def _fabrics_known(cls, v):
-        bad = [f for f in v if f not in FABRICS]
-        if bad:
-            raise ValueError(f"unknown fabric {bad[0]!r}; choose from {list(FABRICS)}")
-        return v
+        return _check_known(v, list(FABRICS), "fabric")
 
     @field_validator("skin_types")
     @classmethod
     def _skin_types_known(cls, v):
-        bad = [t for t in v if t not in SKIN_TYPES]
-        if bad:
-            raise ValueError(f"unknown Fitzpatrick skin type {bad[0]!r}; choose from {list(SKIN_TYPES)}")
-        return v
+        return _check_known(v, list(SKIN_TYPES), "Fitzpatrick skin type")
 
     @field_validator("hair_styles")
     @classmethod
