@@ -275,3 +275,29 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     assert ckpt["step"] == 2 and len(ckpt["rng"]) == 2  # each rank's RNG, for an exact resume
     assert [r["step"] for r in records(run)] == [1, 2]
     assert len(records(run, "eval")) == 1
+
+
+def test_cpu_bf16_detection_reads_cpuinfo_flags():
+    from pipeline.devices import cpu_has_bf16
+
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+    skylake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n"
+    assert cpu_has_bf16(zen4) and cpu_has_bf16(arm)
+    assert not cpu_has_bf16(skylake) and not cpu_has_bf16("")
+
+
+def test_amp_auto_on_cpu_follows_bf16_units(monkeypatch):
+    import torch
+
+    from pipeline import engine
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)
+    assert engine.amp_dtype("auto", cpu) is torch.bfloat16
+    assert engine.amp_dtype("off", cpu) is None
+    monkeypatch.setattr(engine, "cpu_has_bf16", lambda: False)
+    assert engine.amp_dtype("auto", cpu) is None
+    assert engine.amp_dtype("bf16", cpu) is torch.bfloat16  # asked for by name: emulated, but allowed
+    with pytest.raises(UserError, match="fp16 needs CUDA"):
+        engine.amp_dtype("fp16", cpu)
