@@ -15,7 +15,8 @@ Output (resumable like blender.render: parts/ are the commit points):
   gt/gt.txt                      MOT Challenge: frame(1-based),id,x,y,w,h,flag,class_id,visibility
                                  (flag 1, or 0 for instances marked iscrowd: ignored in scoring)
   seqinfo.ini                    name, imDir, frameRate, seqLength, imWidth, imHeight, imExt
-  calibration.yaml               the fixed camera's exact projection (pipeline.analytics reads it)
+  calibration.yaml               the fixed camera's exact projection, with its lens when
+                                 scene.camera.calibration is set (pipeline.analytics reads it)
   truth/floor.csv                true floor position of every labelled object per frame
   rules.yaml, truth/events.csv   with clip.scenario: the rules the scenario exercises and the
                                  events they raise on the true positions
@@ -70,7 +71,7 @@ def base_plan(cfg: ClipJobConfig, humans: list[dict] | None) -> tuple[ScenePlan,
     best = None
     for attempt in range(cfg.clip.plan_tries):
         rng = np.random.default_rng([cfg.clip.seed, attempt])
-        plan = plan_scene(scene_cfg, rng, negative=False, humans=humans, aspect=w / h)
+        plan = plan_scene(scene_cfg, rng, negative=False, humans=humans, aspect=w / h, image_size=(w, h))
         if len(plan.pedestrians) + len(plan.pallet_jacks) < cfg.clip.min_labelled:
             continue
         # a tracking clip needs company in the frame: keep the plan whose camera sees most
@@ -112,13 +113,16 @@ def make_clip_frames(cfg: ClipJobConfig):
         fp, rgb, anns, seconds = frames.timed(lambda: make_plan(k))
         for a in anns:
             a["track_id"] = a["instance_id"]
-        projection, floor = scene_floor_truth()  # the scene of frame k is still built
+        # the scene of frame k is still built; a calibrated camera's truth goes through its lens
+        calib, floor = scene_floor_truth(frames.warp if fp.camera.lens is not None else None)
         meta = {"seconds": seconds,
                 "movers": {"pedestrians": [[p.x, p.y, p.yaw, p.mesh_id] for p in fp.pedestrians],
                            "pallet_jacks": [[j.x, j.y, j.yaw] for j in fp.pallet_jacks],
                            "camera": fp.camera.location},
-                "camera_matrix": projection.round(8).tolist(),
+                "camera_matrix": calib["camera_matrix"],
                 "floor": {str(i): [round(x, 5), round(y, 5)] for i, (x, y) in floor.items()}}
+        if "lens" in calib:   # parts of uncalibrated clips stay as they were
+            meta["lens"] = calib["lens"]
         return rgb, {"frame_index": k}, anns, meta
 
     return frame, frames.close

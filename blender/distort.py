@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from blender.annotate import Silhouette, project_triangles, rasterize_triangles
-from blender.plan.calibration import render_camera_matrix, undistort_pixels
+from blender.plan.calibration import render_camera_matrix
 from blender.plan.scene_plan import Lens
+from pipeline.lens import undistort_pixels
 
 # silhouette canvases in render space are cut at this many render sizes beyond each border
 # (points far outside a calibrated image undistort to nonsense anyway)

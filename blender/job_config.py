@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from blender.plan.calibration import cached_calibration
 from blender.plan.scene_config import APPEARANCE_OFF, SceneConfig
 from pipeline.common import StrictModel
+from pipeline.lens import cached_calibration
 
 # Concrete Cycles settings per preset; a key set explicitly in the config wins over the preset.
 # Both presets keep the object-index pass exact; they differ only in light transport and noise.
@@ -213,13 +213,11 @@ class ClipJobConfig(SceneJobConfig):
     clip: ClipSettings = ClipSettings()
 
     @model_validator(mode="after")
-    def _no_site_parts_yet(self) -> ClipJobConfig:
-        # the clip's analytics truth (calibration.yaml) is a pinhole projection and its
-        # motion planner knows only people and jacks: refuse rather than write wrong truth
+    def _no_site_assets_yet(self) -> ClipJobConfig:
+        # the clip's motion planner and truth know only people and jacks: refuse rather than
+        # write truth without the site's objects
         if self.assets:
             raise ValueError("assets: not supported in clips yet (render datasets only)")
-        if self.scene.camera.calibration:
-            raise ValueError("scene.camera.calibration: not supported in clips yet (render datasets only)")
         return self
 
 

@@ -227,6 +227,15 @@ def _field_names(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     return list(getattr(cls, "model_fields", {}).keys()) if isinstance(cls, type) else []
 
 
+def mapping_or(model: type[M], value: Any, handler: Callable[[Any], Any]) -> Any:
+    """For a wrap validator of a `str | Model` field (a file path or the same keys inline): a
+    mapping is validated as `model`, so its errors name its own fields, not pydantic's report of
+    the union's every member ('x.str: Input should be a valid string [+1 more]')."""
+    if isinstance(value, dict):
+        return model.model_validate(value)
+    return handler(value)
+
+
 def format_validation_error(err: ValidationError, source: str, model: type[BaseModel]) -> str:
     first = err.errors()[0]
     loc = [p for p in first["loc"]]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
-from pipeline.analytics.calibration import CalibrationConfig, FloorMap, fit_homography
+from pipeline.analytics.calibration import (
+    CalibrationConfig,
+    FloorMap,
+    fit_homography,
+    load_calibration,
+)
 from pipeline.analytics.events import Event, read_events_csv, write_events_csv
 from pipeline.analytics.footprint import box_footprint, mask_footprint
 from pipeline.analytics.rules import FloorTrack, RuleEngine
@@ -199,5 +205,117 @@ def test_bad_calibration_file_names_the_field(tmp_path):
         load_rules(tmp_path / "rules.yaml")
     assert "\n" not in str(e.value)
     (tmp_path / "cal.yaml").write_text(yaml.safe_dump({"image_size": [640, 480]}))
-    with pytest.raises(UserError, match=r"cal.yaml.*exactly one of points"):
+    with pytest.raises(UserError, match=r"cal.yaml.*expected points .*camera_matrix .* or a lens with one pose"):
         load_rules(tmp_path / "rules.yaml")
+
+
+# ---------------------------------------------------------------- a distorted (wide-angle) camera
+
+LENS_K = np.array([[420.0, 0, 318.0], [0, 415.0, 243.0], [0, 0, 1]])
+LENSES = {"pinhole": [-0.32, 0.12, 0.001, -0.0007, -0.02], "fisheye": [0.06, -0.02, 0.005, -0.001]}
+
+
+def _lens_camera():
+    """(rvec, tvec) of a camera 4 m up at (0, -6), looking at the origin (OpenCV extrinsics)."""
+    loc = np.array([0.0, -6.0, 4.0])
+    f = -loc / np.linalg.norm(loc)
+    r = np.cross(f, [0, 0, 1.0])
+    r /= np.linalg.norm(r)
+    R = np.stack([r, -np.cross(r, f), f])     # camera x right, y down, z forward
+    return cv2.Rodrigues(R)[0].ravel(), -R @ loc
+
+
+def _opencv_pixels(floor, rvec, tvec, model, dist=None):
+    """Floor points -> pixels from the top-left corner, by OpenCV's own projection."""
+    from helpers_camera import project
+
+    d = LENSES[model] if dist is None else dist
+    return project(np.c_[floor, np.zeros(len(floor))], rvec, tvec, LENS_K, d, model) + 0.5
+
+
+FLOOR_PROBE = np.array([[0.0, 0.0], [1.5, -1.0], [-2.0, 2.5], [-3.2, -2.4], [3.0, 4.0], [2.9, -2.5]])
+
+
+@pytest.mark.parametrize("model", ["pinhole", "fisheye"])
+def test_a_lens_calibration_matches_opencvs_projection_and_round_trips(tmp_path, model):
+    from helpers_camera import write_cal
+
+    rvec, tvec = _lens_camera()
+    # the same OpenCV file blender's scene.camera.calibration reads: its pose gives the floor
+    cal = write_cal(tmp_path / "cam.yaml", K=LENS_K, dist=LENSES[model], size=(640, 480), model=model,
+                    pose=(rvec, tvec))
+    (tmp_path / "floor.yaml").write_text(yaml.safe_dump({"lens": "cam.yaml"}))
+    fm = load_calibration(tmp_path / "floor.yaml")
+    assert fm.image_size == (640, 480) and fm.lens.model == model and fm.lens.path == cal
+    px = _opencv_pixels(FLOOR_PROBE, rvec, tvec, model)
+    assert (px > 0).all() and (px[:, 0] < 640).all() and (px[:, 1] < 480).all()
+    # a known floor point lands where OpenCV projects it, and back
+    uv, ok = fm.to_image(FLOOR_PROBE)
+    assert ok.all()
+    np.testing.assert_allclose(uv, px, atol=1e-6)
+    np.testing.assert_allclose(fm.to_floor(px), FLOOR_PROBE, atol=1e-6)
+    np.testing.assert_allclose(fm.to_floor(fm.to_image(FLOOR_PROBE)[0]), FLOOR_PROBE, atol=1e-6)
+    # the lens matters: a plain pinhole puts these points tens of pixels elsewhere
+    plain = _opencv_pixels(FLOOR_PROBE, rvec, tvec, "pinhole", np.zeros(5))
+    assert np.abs(plain - px).max() > 20
+    # the same lens inline (rvec/tvec in a 3x4 camera_matrix instead), and half-size frames
+    R = cv2.Rodrigues(rvec)[0]
+    P = (np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]]) @ LENS_K) @ np.c_[R, tvec]
+    inline = FloorMap.from_config(CalibrationConfig.model_validate({
+        "image_size": [640, 480], "camera_matrix": P.tolist(),
+        "lens": {"camera_matrix": LENS_K.tolist(), "dist_coeffs": LENSES[model], "distortion_model": model}}))
+    np.testing.assert_allclose(inline.to_floor(px), FLOOR_PROBE, atol=1e-6)
+    half = inline.for_frame(320, 240)
+    np.testing.assert_allclose(half.to_floor(px / 2), FLOOR_PROBE, atol=1e-6)
+    np.testing.assert_allclose(half.to_image(FLOOR_PROBE)[0], px / 2, atol=1e-6)
+    # measured points are pixels of the distorted frame: the fit undoes the lens first
+    pts = [{"pixel": p.tolist(), "floor": f.tolist()} for p, f in zip(px, FLOOR_PROBE, strict=True)]
+    measured = FloorMap.from_config(CalibrationConfig.model_validate(
+        {"image_size": [640, 480], "points": pts, "lens": inline.lens and {
+            "camera_matrix": LENS_K.tolist(), "dist_coeffs": LENSES[model], "distortion_model": model}}))
+    probe = np.array([[0.7, 0.3], [-1.1, 1.9]])
+    np.testing.assert_allclose(measured.to_floor(_opencv_pixels(probe, rvec, tvec, model)), probe, atol=1e-6)
+
+
+def test_a_barrel_lens_hides_floor_points_beyond_its_fold():
+    # k1 < 0: the polynomial turns back beyond r ~ 1.2 (normalised); such points are not drawn
+    rvec, tvec = _lens_camera()
+    R = cv2.Rodrigues(rvec)[0]
+    P = (np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]]) @ LENS_K) @ np.c_[R, tvec]
+    fm = FloorMap.from_config(CalibrationConfig.model_validate({
+        "image_size": [640, 480], "camera_matrix": P.tolist(),
+        "lens": {"camera_matrix": LENS_K.tolist(), "dist_coeffs": [-0.35, 0.0, 0.0, 0.0, 0.0]}}))
+    _, ok = fm.to_image([[0.0, 0.0], [40.0, 0.0], [0.0, -5.9]])
+    assert ok.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("lens, field", [
+    ("missing.yaml", "missing.yaml: calibration file not found"),
+    ({"camera_matrix": [[400, 0, 320], [0, 400, 240]]}, "calibration.lens: Value error, camera_matrix: expected 3x3"),
+    ({"camera_matrix": LENS_K.tolist(), "dist_coeffs": [0.1, 0.2, 0.3]}, "dist_coeffs: 3 values"),
+    ({"camera_matrix": LENS_K.tolist(), "distortion_model": "kannala"}, "distortion_model: 'kannala'"),
+    ({"camera_matrix": LENS_K.tolist(), "image_width": 320, "image_height": 240}, "image_size [640, 480] differs"),
+    ({"camera_matrix": LENS_K.tolist(), "rvec": [_lens_camera()[0].tolist()] * 2,
+      "tvec": [_lens_camera()[1].tolist()] * 2}, "rvec/tvec: 2 poses; without points or camera_matrix"),
+    ({"camera_matrix": LENS_K.tolist(), "rvec": [0.1, 0, 0], "tvec": [0, 0, 5]}, "rvec/tvec: pose 0 puts the camera at height"),
+    ({"camera_matrix": LENS_K.tolist(), "focal": 3}, "unknown key 'calibration.lens.focal'"),
+])
+def test_bad_lens_is_one_line_naming_the_file_and_field(tmp_path, lens, field):
+    from helpers_camera import write_cal
+
+    write_cal(tmp_path / "cam.yaml", K=LENS_K, dist=[0.1, 0.2, 0.3], size=(640, 480), pose=None)
+    calib = {"image_size": [640, 480], "lens": lens}
+    if not isinstance(lens, dict) or "rvec" not in lens:
+        calib["camera_matrix"] = [[400, 0, 320, 0], [0, 400, 240, 0], [0, 0, 1, 5]]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(
+        {"calibration": calib, "lines": [{"name": "d", "start": [0, 0], "end": [1, 0]}]}))
+    with pytest.raises(UserError) as e:
+        load_rules(tmp_path / "rules.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg and "rules.yaml" in msg and field in msg, msg
+    # the lens file's own problems name that file and the field inside it
+    (tmp_path / "cal.yaml").write_text(yaml.safe_dump({"camera_matrix": calib.get("camera_matrix") or
+                                                       [[400, 0, 320, 0], [0, 400, 240, 0], [0, 0, 1, 5]],
+                                                       "image_size": [640, 480], "lens": "cam.yaml"}))
+    with pytest.raises(UserError, match=r"cal.yaml: lens: .*cam.yaml: dist_coeffs: 3 values; the pinhole model takes"):
+        load_calibration(tmp_path / "cal.yaml")

@@ -187,7 +187,7 @@ def test_glb_and_blend_files_import_and_bad_files_name_themselves(tmp_path):
 
 @pytest.mark.blender
 def test_render_cli_with_a_site_asset_and_a_calibrated_camera(tmp_path):
-    from test_site_camera import write_cal
+    from helpers_camera import write_cal
 
     from blender import render
 

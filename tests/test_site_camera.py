@@ -11,48 +11,15 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from helpers_camera import DIST, FISHEYE, H, K, W, project, site_pose, write_cal
 
 from blender.job_config import ClipJobConfig, RenderJobConfig
 from blender.plan import SceneConfig, ScenePlan, plan_scene
-from blender.plan.calibration import blender_pose, load_calibration, make_lens, opencv_pose
+from blender.plan.calibration import blender_pose, make_lens, opencv_pose
 from blender.plan.scene_config import APPEARANCE_OFF
+from pipeline import rle
 from pipeline.common import UserError, load_config
-
-W, H = 64, 48
-K = np.array([[52.0, 0, 33.0], [0, 51.0, 22.5], [0, 0, 1]])
-DIST = np.array([-0.3, 0.1, 0.002, -0.001, -0.02])   # k1 k2 p1 p2 k3: strong barrel
-FISHEYE = np.array([0.05, -0.02, 0.004, -0.001])
-TILT = math.radians(25)
-
-
-def site_pose(loc=(5.0, 2.0, 3.0), tilt=TILT):
-    """(rvec, tvec) of a camera at `loc` looking along +Y, tilted down by `tilt`."""
-    fwd = np.array([0.0, math.cos(tilt), -math.sin(tilt)])
-    x = np.array([1.0, 0, 0])
-    M = np.stack([x, np.cross(-fwd, x), -fwd], axis=1)
-    return opencv_pose(M, loc)
-
-
-def write_cal(path, K=K, dist=DIST, size=(W, H), pose=True, model=None, **extra):
-    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
-    if size:
-        fs.write("image_width", size[0])
-        fs.write("image_height", size[1])
-    if K is not None:
-        fs.write("camera_matrix", np.asarray(K, float))
-    if dist is not None:
-        fs.write("dist_coeffs", np.asarray(dist, float).reshape(1, -1))
-    if model:
-        fs.write("distortion_model", model)
-    if pose:
-        r, t = site_pose() if pose is True else pose
-        fs.write("rvec", np.asarray(r, float).reshape(-1, 1))
-        fs.write("tvec", np.asarray(t, float).reshape(-1, 1))
-    for k, v in extra.items():
-        fs.write(k, v)
-    fs.release()
-    return str(path)
-
+from pipeline.lens import load_calibration
 
 # ---------------------------------------------------------------- parsing
 
@@ -105,8 +72,12 @@ def test_site_mode_needs_a_calibration_with_a_pose_and_matching_size(tmp_path):
     assert RenderJobConfig.model_validate({"scene": {"camera": {"calibration": cal}}}).render.resolution == (W, H)
     with pytest.raises(ValueError, match=r"image_width/image_height \[64, 48\] differ from render.resolution"):
         RenderJobConfig.model_validate({"render": {"resolution": [640, 480]}, "scene": {"camera": {"calibration": cal}}})
-    with pytest.raises(ValueError, match="not supported in clips"):
-        ClipJobConfig.model_validate({"scene": {"camera": {"calibration": cal}}})
+    # clips take the calibrated camera too (their truth goes through the lens)
+    clip = ClipJobConfig.model_validate({"scene": {"camera": {"calibration": cal, "mode": "site"}}})
+    assert clip.render.resolution == (W, H)
+    (tmp_path / "rack.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(ValueError, match="assets: not supported in clips yet"):   # still refused
+        ClipJobConfig.model_validate({"assets": [{"path": str(tmp_path / "rack.obj"), "category": "rack"}]})
 
 
 # ---------------------------------------------------------------- conventions and the plan
@@ -205,7 +176,8 @@ def test_a_lens_too_wide_for_one_render_is_refused(tmp_path):
 # ---------------------------------------------------------------- rendered
 
 @pytest.mark.blender
-def test_distorted_render_masks_match_opencvs_projection(tmp_path):
+@pytest.mark.parametrize("model, dist", [("pinhole", DIST), ("fisheye", FISHEYE)])
+def test_distorted_render_masks_match_opencvs_projection(tmp_path, model, dist):
     bpy = pytest.importorskip("bpy")
     import bmesh
 
@@ -219,7 +191,7 @@ def test_distorted_render_masks_match_opencvs_projection(tmp_path):
     from blender.scene import clear_scene
     from blender.scene.camera import build_camera
 
-    lens = make_lens(load_calibration(write_cal(tmp_path / "c.yaml")), (W, H))
+    lens = make_lens(load_calibration(write_cal(tmp_path / "c.yaml", dist=dist, model=model)), (W, H))
     rvec, tvec = site_pose()
     M, loc = blender_pose(rvec, tvec)
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -262,15 +234,14 @@ def test_distorted_render_masks_match_opencvs_projection(tmp_path):
         s = np.random.default_rng(i).uniform(-0.4, 0.4, (4000, 3))
         face = np.random.default_rng(i + 9).integers(3, size=4000)
         s[np.arange(4000), face] = np.sign(s[np.arange(4000), face]) * 0.4
-        uv, _ = cv2.projectPoints(s + centres[i], rvec, tvec, K, DIST)
-        px = np.rint(uv.reshape(-1, 2)).astype(int)
+        px = np.rint(project(s + centres[i], rvec, tvec, K, dist, model)).astype(int)
         inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
         grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         assert inside.sum() > 1000 and grown[px[inside, 1], px[inside, 0]].mean() > 0.99
         # the mask's centre of mass is where OpenCV puts the cube's centre (no distortion would miss)
         ys, xs = np.nonzero(mask)
-        c_uv = cv2.projectPoints(centres[i][None], rvec, tvec, K, DIST)[0].ravel()
-        plain = cv2.projectPoints(centres[i][None], rvec, tvec, K, None)[0].ravel()
+        c_uv = project(centres[i][None], rvec, tvec, K, dist, model)[0]
+        plain = project(centres[i][None], rvec, tvec, K, np.zeros(5))[0]   # an ideal pinhole
         assert np.hypot(xs.mean() - c_uv[0], ys.mean() - c_uv[1]) < 1.5
         if i == 0:
             assert np.hypot(*(plain - c_uv)) > 2.0
@@ -280,4 +251,6 @@ def test_distorted_render_masks_match_opencvs_projection(tmp_path):
         assert iou > 0.85, iou
     anns = annotate(idx, geoms, P, silhouette_fn=lambda g: warp.silhouette(g.vertices, g.triangles, P, 0.5))
     assert [a["instance_id"] for a in anns] == [1, 2] and all(a["visibility"] > 0.85 for a in anns)
+    for a in anns:   # each annotation's mask is exactly its ids in the warped index pass
+        assert (rle.decode(a["segmentation"], H, W) == (idx == a["instance_id"])).all()
     clear_scene()

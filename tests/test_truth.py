@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from blender.annotate import project_triangles
-from blender.truth import floor_point, footprint_truth
+from blender.annotate import project_triangles, silhouette
+from blender.truth import footprint_truth
+from pipeline.analytics.calibration import CalibrationConfig, FloorMap
 
 W, H = 320, 240
 
@@ -27,11 +28,9 @@ def _box(x0, y0, z0, x1, y1, z1):
     return v, t
 
 
-def test_floor_point_inverts_the_projection():
-    P = _camera()
-    for x, y in [(0.0, 5.0), (-1.2, 7.5), (0.8, 4.1)]:
-        u, v, w = P @ np.array([x, y, 0.0, 1.0])
-        assert floor_point(P, u / w, v / w) == pytest.approx((x, y), abs=1e-9)
+def _truth(v, t, P):
+    floor = FloorMap.from_config(CalibrationConfig(image_size=(W, H), camera_matrix=P.tolist()))
+    return footprint_truth(silhouette(v, t, P, W, H), floor)
 
 
 def test_two_fork_tips_give_the_point_between_them_on_the_floor():
@@ -40,7 +39,7 @@ def test_two_fork_tips_give_the_point_between_them_on_the_floor():
     a_v, a_t = _box(-0.33, 5.0, 0.03, -0.17, 6.2, 0.085)
     b_v, b_t = _box(0.17, 5.0, 0.03, 0.33, 6.2, 0.085)
     v, t = np.r_[a_v, b_v], np.r_[a_t, b_t + len(a_v)]
-    x, y = footprint_truth(v, t, P, W, H)
+    x, y = _truth(v, t, P)
     assert x == pytest.approx(0.0, abs=0.02)            # between the tips, not at one of them
     assert 5.0 < y < 5.0 + 0.03 * 5.0 / 4.0 + 0.05      # just beyond the near edge (its height's parallax)
 
@@ -48,8 +47,8 @@ def test_two_fork_tips_give_the_point_between_them_on_the_floor():
 def test_a_box_on_the_floor_stands_at_its_near_edge_and_out_of_view_is_none():
     P = _camera()
     v, t = _box(-0.2, 6.0, 0.0, 0.2, 6.3, 1.7)  # a person-sized block standing on the floor
-    x, y = footprint_truth(v, t, P, W, H)
+    x, y = _truth(v, t, P)
     assert x == pytest.approx(0.0, abs=0.02) and y == pytest.approx(6.0, abs=0.03)
     assert project_triangles(v, t, P).shape[0] > 0
     far_v, far_t = _box(40.0, 6.0, 0.0, 40.4, 6.3, 1.7)  # far outside the extended canvas
-    assert footprint_truth(far_v, far_t, P, W, H) is None
+    assert _truth(far_v, far_t, P) is None

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from blender.plan.calibration import cached_calibration
 from blender.plan.draw import Rng, pick, uniform
 from blender.plan.geometry import (
     JACK_PIVOT_Z,
@@ -23,6 +22,7 @@ from blender.plan.placement import FloorSpace
 from blender.plan.scene_config import CameraConfig
 from blender.plan.scene_plan import Camera, Jack, Lens, Person, RackRow, ScenePlan, UserAsset, View
 from blender.plan.site import apply_lens, asset_boxes, draw_site_camera
+from pipeline.lens import cached_calibration
 
 POSITION_TRIES = 50
 ROOF_CLEARANCE_M = 0.8       # the camera stays under the roof trusses
@@ -71,10 +71,7 @@ def place_camera(cfg: CameraConfig, rng: Rng, floor: FloorSpace, focus: tuple[fl
     none can show); else the one that saw most. `lens`: a calibrated camera (its intrinsics
     replace the drawn field of view; camera.mode site also takes its poses)."""
     boxes = labelled_boxes(pedestrians, jacks) + asset_boxes(assets)
-    image_h = cfg.image_height_px
-    if lens is not None:  # the in-view check works on the undistorted render
-        aspect = lens.render_size[0] / lens.render_size[1]
-        image_h = round(cfg.image_height_px * lens.render_size[1] / lens.image_size[1])
+    aspect, image_h = view_frame(aspect, cfg.image_height_px, lens)
     racks = floor.layout.racks
     best = None
     for _ in range(cfg.max_tries):
@@ -104,6 +101,15 @@ def place_camera(cfg: CameraConfig, rng: Rng, floor: FloorSpace, focus: tuple[fl
 
 
 # ---------------------------------------------------------------- in-view check
+
+def view_frame(aspect: float, image_height_px: int, lens: Lens | None) -> tuple[float, int]:
+    """(aspect, height in pixels) of the image the in-view check projects into: with a
+    calibrated lens, the undistorted render (larger than the image: it covers the barrel)."""
+    if lens is None:
+        return aspect, image_height_px
+    return (lens.render_size[0] / lens.render_size[1],
+            round(image_height_px * lens.render_size[1] / lens.image_size[1]))
+
 
 def labelled_boxes(pedestrians: Sequence[Person], jacks: Sequence[Jack]) -> list[tuple[str, int, np.ndarray]]:
     """(kind, index, (8,3) corners) of each labelled object's bounding box."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from blender.plan.actors import place_distractors, place_labelled
-from blender.plan.calibration import cached_calibration
 from blender.plan.camera import place_camera
 from blender.plan.draw import Rng, uniform
 from blender.plan.geometry import Footprint
@@ -29,6 +28,7 @@ from blender.plan.placement import FloorSpace, focus_point
 from blender.plan.scene_config import SceneConfig
 from blender.plan.scene_plan import Post, ScenePlan, View, plan_version
 from blender.plan.site import AssetSpec, place_assets, site_lens
+from pipeline.lens import cached_calibration
 
 # Half the negative frames hold no labelled object at all; the other half look away from them.
 NEGATIVE_EMPTY_PROB = 0.5

@@ -3,9 +3,11 @@
 A scenario keeps the random warehouse of the clip's base plan but replaces its labelled
 actors and camera: people and pallet jacks move on straight lanes across the open staging
 area (free floor between the dock wall and the racks), watched by a CCTV camera looking down
-the lanes. Lanes run along the camera's view so actors pass side by side, not in front of
-each other: the ground truth then measures the analytics, not occlusion. Each scenario
-returns the rules it exercises, in floor metres (world x, y), for rules.yaml.
+the lanes (with scene.camera.calibration: through the calibrated lens; with camera.mode site:
+at the site pose's height, tilt and roll). Lanes run along the camera's view so actors pass
+side by side, not in front of each other: the ground truth then measures the analytics, not
+occlusion. Each scenario returns the rules it exercises, in floor metres (world x, y), for
+rules.yaml.
 
   near_miss   a moving pallet jack passes one person at 0.6-1.1 m (an event) and another
               at 2.2-3.0 m (none); rule: proximity within 1.5 m while the jack moves
@@ -20,14 +22,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from blender.plan.actors import make_jack, make_person
-from blender.plan.camera import camera_view, labelled_boxes
+from blender.plan.camera import camera_view, labelled_boxes, view_frame
 from blender.plan.draw import Rng, uniform
 from blender.plan.geometry import aimed_camera
 from blender.plan.materials import dress_jacks
 from blender.plan.motion import JackMotion, Motion, PersonMotion, PhaseMesh, phase_cycle
+from blender.plan.placement import FloorSpace
 from blender.plan.scene_config import SceneConfig
 from blender.plan.scene_plan import ScenePlan, plan_version
+from blender.plan.site import apply_lens, draw_site_camera
+from pipeline.lens import cached_calibration
 
 SCENARIOS = ("near_miss", "zone_entry", "line_cross")
 
@@ -108,10 +115,22 @@ def plan_scenario(base: ScenePlan, name: str, scene_cfg: SceneConfig, rng: Rng,
     y_lo = min(ln.y for ln in lanes) - LANE_CLEAR_M - 1.0
     y_top = max(ln.y for ln in lanes) + LANE_CLEAR_M + 1.0
     plan.distractors = [d for d in plan.distractors if not (x_lo <= d.x <= x_hi and y_lo <= d.y <= y_top)]
-    loc = [xc - CAMERA_BACK_M, yc + 0.3, min(CAMERA_HEIGHT_M, lay.height - 1.0)]
-    cam = aimed_camera("cctv", loc, [xc + 0.7, yc + 0.3, 0.0], 0.0, CAMERA_FOV_DEG)
-    cam.view = camera_view(cam, labelled_boxes(peds, jacks), lay.racks, aspect,
-                           scene_cfg.camera.min_object_px, scene_cfg.camera.image_height_px)
+    cfg_cam, lens = scene_cfg.camera, base.camera.lens
+    if cfg_cam.mode == "site":
+        # the site's height, tilt and roll, facing down the lanes (+x); drawn last: the draws
+        # above are those of a scenario without it
+        target = np.array([xc + 0.7, yc + 0.3, 0.0])
+        cam = draw_site_camera(cached_calibration(cfg_cam.calibration), cfg_cam.site_height_jitter_m,
+                               cfg_cam.site_angle_jitter_deg, cfg_cam.cctv_distance, rng, FloorSpace(lay),
+                               target, facing=0.0)
+    else:
+        loc = [xc - CAMERA_BACK_M, yc + 0.3, min(CAMERA_HEIGHT_M, lay.height - 1.0)]
+        cam = aimed_camera("cctv", loc, [xc + 0.7, yc + 0.3, 0.0], 0.0, CAMERA_FOV_DEG)
+    if lens is not None:   # a calibrated camera: its intrinsics replace the scenario's field of view
+        apply_lens(cam, lens)
+    view_aspect, view_h = view_frame(aspect, cfg_cam.image_height_px, lens)
+    cam.view = camera_view(cam, labelled_boxes(peds, jacks), lay.racks, view_aspect,
+                           cfg_cam.min_object_px, view_h)
     plan.camera = cam
     plan.focus = [xc, yc]
     if plan.materials is not None:  # the scenario's own jacks get painted like the base plan's

@@ -14,17 +14,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from blender.plan.calibration import (
-    Calibration,
-    blender_pose,
-    cached_calibration,
-    lens_fov_deg,
-    make_lens,
-)
+from blender.plan.calibration import blender_pose, lens_fov_deg, make_lens
 from blender.plan.draw import Rng, integer, uniform
 from blender.plan.geometry import SENSOR_WIDTH_MM, Footprint, footprint_corners, matrix_to_euler_xyz
 from blender.plan.placement import FloorSpace
 from blender.plan.scene_plan import Camera, Lens, UserAsset
+from pipeline.lens import Calibration, cached_calibration
 
 PROP_RADIUS_FACTOR = 1.3          # "scatter" reaches as far as the generic props
 WALL_GAP_M = (0.3, 0.8)           # "wall": clearance to the staging-area side wall
@@ -119,9 +114,11 @@ def _rot_z(a: float) -> np.ndarray:
 
 
 def draw_site_camera(cal: Calibration, jitter_m: float, jitter_deg: float, distance: tuple[float, float],
-                     rng: Rng, floor: FloorSpace, target: np.ndarray) -> Camera:
+                     rng: Rng, floor: FloorSpace, target: np.ndarray, facing: float | None = None) -> Camera:
     """A camera with the height, tilt and roll of one of the site's poses (jittered), placed in
-    this hall to look at `target`: the hall is random, so the pose's x, y and heading are not kept."""
+    this hall to look at `target`: the hall is random, so the pose's x, y and heading are not kept.
+    `facing` (radians from +x): the direction it looks (a scenario's lanes); None: a free spot
+    on a random side of the target."""
     i = int(rng.integers(len(cal.rvecs)))
     M0, loc0 = blender_pose(cal.rvecs[i], cal.tvecs[i])
     # small rotations about the camera's own axes (tilt, pan, roll), then the height
@@ -135,8 +132,8 @@ def draw_site_camera(cal: Calibration, jitter_m: float, jitter_deg: float, dista
     # where the optical axis meets aim height; a level or upward camera stands at the far range
     reach = (h - AIM_HEIGHT_M) * flat / -fwd[2] if fwd[2] < -1e-3 else distance[1]
     d = float(np.clip(reach, SITE_MIN_DISTANCE_M, max(distance[1], SITE_MIN_DISTANCE_M)))
-    for _ in range(SITE_POSITION_TRIES):
-        a = rng.uniform(0, 2 * math.pi)
+    for _ in range(SITE_POSITION_TRIES if facing is None else 1):
+        a = rng.uniform(0, 2 * math.pi) if facing is None else facing
         loc = np.array([target[0] - d * math.cos(a), target[1] - d * math.sin(a), h])
         fp = Footprint(loc[0], loc[1], 0.0, 0.3, 0.3)
         if floor.inside(fp, 0.4) and floor.free(fp, 0.5):

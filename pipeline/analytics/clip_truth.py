@@ -13,6 +13,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from pipeline.analytics.events import Event, write_events_csv
@@ -25,6 +26,19 @@ RULES = "rules.yaml"
 FLOOR = "truth/floor.csv"
 EVENTS = "truth/events.csv"
 FLOOR_COLUMNS = ["frame_index", "timestamp", "track_id", "class", "x", "y", "visible"]
+
+
+def clip_calibration(size: tuple[int, int], camera_matrix, lens: dict | None) -> dict:
+    """A rendered camera's calibration.yaml (a CalibrationConfig): its exact 3x4 projection,
+    rounded as written; with a calibrated lens (`lens`: camera_matrix, dist_coeffs,
+    distortion_model) the projection is into the lens's undistorted pixels."""
+    calib = {"image_size": [int(v) for v in size],
+             "camera_matrix": np.asarray(camera_matrix, np.float64).round(8).tolist()}
+    if lens is not None:
+        calib["lens"] = {"camera_matrix": np.asarray(lens["camera_matrix"], np.float64).tolist(),
+                         "dist_coeffs": np.asarray(lens["dist_coeffs"], np.float64).ravel().tolist(),
+                         "distortion_model": lens["distortion_model"]}
+    return calib
 
 
 def truth_rows(coco: dict, metas: dict[int, dict], fps: float) -> list[dict]:
@@ -75,10 +89,13 @@ def write_clip_truth(out: Path, coco: dict, fps: float, static_camera: bool, siz
     if not metas or not all("floor" in m for m in metas.values()):
         return ""   # parts from before floor truth existed: nothing to add
     written = []
-    if static_camera and "camera_matrix" in metas[min(metas)]:
-        calib = {"image_size": list(size), "camera_matrix": metas[min(metas)]["camera_matrix"]}
-        atomic_write_text(out / CALIBRATION, "# the render camera: world (x, y, z, 1) -> pixels (u*w, v*w, w)\n"
-                          + yaml.safe_dump(calib, default_flow_style=None, sort_keys=False))
+    first = metas[min(metas)]
+    if static_camera and "camera_matrix" in first:
+        calib = clip_calibration(size, first["camera_matrix"], first.get("lens"))
+        what = ("# the render camera: world (x, y, z, 1) -> pixels (u*w, v*w, w)\n" if "lens" not in calib else
+                "# the calibrated camera: world (x, y, z, 1) -> undistorted pixels (u*w, v*w, w) of lens.camera_matrix;\n"
+                "# frame pixels are undistorted by the lens (OpenCV) first\n")
+        atomic_write_text(out / CALIBRATION, what + yaml.safe_dump(calib, default_flow_style=None, sort_keys=False))
         written.append(CALIBRATION)
     rows = truth_rows(coco, metas, fps)
     buf = io.StringIO()

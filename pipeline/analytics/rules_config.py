@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.analytics.calibration import CalibrationConfig, FloorMap, load_calibration
-from pipeline.common import StrictModel, UserError, load_config
+from pipeline.common import StrictModel, UserError, load_config, mapping_or
 
 ClassName = Literal["pedestrian", "pallet_jack"]
 Point = tuple[float, float]
@@ -73,6 +73,11 @@ class RulesConfig(StrictModel):
     lost_s: float = Field(1.0, ge=0)          # a track unseen this long has left (closes its zone visits and passes)
     speed_window_s: float = Field(0.5, gt=0)  # speeds from the floor positions over this past window
 
+    @field_validator("calibration", mode="wrap")
+    @classmethod
+    def _file_or_inline(cls, v, handler):
+        return mapping_or(CalibrationConfig, v, handler)
+
     @model_validator(mode="after")
     def _names(self) -> RulesConfig:
         names = [r.name for r in (*self.zones, *self.lines, *self.proximity)]
@@ -93,5 +98,5 @@ def load_rules(path: str | Path) -> tuple[RulesConfig, FloorMap]:
     if isinstance(rules.calibration, str):
         floor = load_calibration(path.parent / rules.calibration)
     else:
-        floor = FloorMap.from_config(rules.calibration, f"{path}: calibration")
+        floor = FloorMap.from_config(rules.calibration, f"{path}: calibration", path.parent)
     return rules, floor
