@@ -5,7 +5,8 @@
 One scene is planned once and set in motion (blender.plan.motion): walking pedestrians
 move and swap walk-phase meshes from the human library, pushed pallet jacks roll with
 their pusher, the camera is a fixed CCTV (or, with clip.camera=robot, a camera gliding
-forward). Every frame is rebuilt from its own plan and rendered/annotated by the same
+forward). The site's own models (`assets:`) stay where the plan put them: unlabelled ones
+as props, labelled pallet jacks parked, one track each. Every frame is rebuilt from its own plan and rendered/annotated by the same
 frame function and resumable job as blender.render.
 
 Output (resumable like blender.render: parts/ are the commit points):
@@ -35,6 +36,7 @@ from blender.job_config import ClipJobConfig, config_hash
 from blender.plan import ScenePlan, load_human_index, plan_scene
 from blender.plan.motion import Motion, frame_plan, plan_motion
 from blender.plan.scenario import plan_scenario
+from blender.plan.site import AssetSpec
 from pipeline.analytics.clip_truth import write_clip_truth
 from pipeline.common import (
     UserError,
@@ -63,15 +65,18 @@ def seqinfo(name: str, fps: float, n: int, width: int, height: int) -> str:
 
 # ---------------------------------------------------------------- the clip's scene
 
-def base_plan(cfg: ClipJobConfig, humans: list[dict] | None) -> tuple[ScenePlan, Motion]:
-    """The clip's scene plan and motion: deterministic in clip.seed."""
+def base_plan(cfg: ClipJobConfig, humans: list[dict] | None, assets: Sequence[AssetSpec] = ()
+              ) -> tuple[ScenePlan, Motion]:
+    """The clip's scene plan and motion: deterministic in clip.seed. `assets`: the site's
+    measured models (blender.frames.site_assets); they stay where the plan puts them."""
     scene_cfg = cfg.scene.model_copy(deep=True)
     scene_cfg.camera.robot_prob = 1.0 if cfg.clip.camera == "robot" else 0.0
     w, h = cfg.render.resolution
     best = None
     for attempt in range(cfg.clip.plan_tries):
         rng = np.random.default_rng([cfg.clip.seed, attempt])
-        plan = plan_scene(scene_cfg, rng, negative=False, humans=humans, aspect=w / h, image_size=(w, h))
+        plan = plan_scene(scene_cfg, rng, negative=False, humans=humans, aspect=w / h, assets=assets,
+                          image_size=(w, h))
         if len(plan.pedestrians) + len(plan.pallet_jacks) < cfg.clip.min_labelled:
             continue
         # a tracking clip needs company in the frame: keep the plan whose camera sees most
@@ -85,9 +90,10 @@ def base_plan(cfg: ClipJobConfig, humans: list[dict] | None) -> tuple[ScenePlan,
     return plan, plan_motion(plan, cfg.clip, rng, humans, plan_attempt=attempt)
 
 
-def clip_plan(cfg: ClipJobConfig, humans: list[dict] | None) -> tuple[ScenePlan, Motion, dict | None]:
+def clip_plan(cfg: ClipJobConfig, humans: list[dict] | None, assets: Sequence[AssetSpec] = ()
+              ) -> tuple[ScenePlan, Motion, dict | None]:
     """The base plan, or with clip.scenario its scripted version: (plan, motion, rules or None)."""
-    plan, motion = base_plan(cfg, humans)
+    plan, motion = base_plan(cfg, humans, assets)
     if cfg.clip.scenario is None:
         return plan, motion, None
     w, h = cfg.render.resolution
@@ -101,7 +107,7 @@ def make_clip_frames(cfg: ClipJobConfig):
 
     frames = BlenderFrames(cfg)
     library = load_human_index(cfg.humans_dir) if frames.humans is not None else None
-    plan, motion, _ = clip_plan(cfg, library)
+    plan, motion, _ = clip_plan(cfg, library, frames.assets)
 
     def make_plan(k: int):
         _, seed_rng, post_rng = image_rngs(cfg.clip.seed, k)
@@ -148,7 +154,9 @@ def main(argv: Sequence[str] | None = None, frame_factory: FrameFactory = make_c
     cfg_hash = config_hash({**resolved, "clip": {**clip_keys, "num_frames": None}})
     rules = None
     if cfg.clip.scenario is not None:  # planned up front: a scenario that cannot fit fails before rendering
-        rules = clip_plan(cfg, load_human_index(cfg.humans_dir))[2]
+        from blender.frames import site_assets  # site models change the base plan: measured alike
+
+        rules = clip_plan(cfg, load_human_index(cfg.humans_dir), site_assets(cfg.assets))[2]
     job = FrameJob(out, manifest_config, cfg_hash)
     n = job.num_images
     todo = job.missing()

@@ -32,6 +32,18 @@ def image_rngs(seed: int, index: int) -> tuple[Rng, Rng, Rng]:
     return tuple(np.random.default_rng(c) for c in children)  # type: ignore[return-value]
 
 
+def site_assets(configs) -> list:
+    """The `assets:` entries imported (and checked) and measured: the planner's AssetSpecs.
+    Imports bpy only when there are some."""
+    if not configs:
+        return []
+    from blender import cycles
+    from blender.assets.user import measure_assets
+
+    with cycles.quiet_blender():
+        return measure_assets(configs)
+
+
 class BlenderFrames:
     """Plan -> bpy scene -> Cycles render -> annotations, in steps that can be timed apart."""
 
@@ -48,10 +60,7 @@ class BlenderFrames:
         people = sc.pedestrians.count[1] > 0 or (sc.pallet_jacks.count[1] > 0 and sc.pallet_jacks.pushed_prob > 0)
         self.humans = load_human_index(cfg.humans_dir) if people else None
         # a site's own models are imported (and checked) once, before any frame
-        from blender.assets.user import measure_assets
-
-        with cycles.quiet_blender():
-            self.assets = measure_assets(getattr(cfg, "assets", []))
+        self.assets = site_assets(getattr(cfg, "assets", []))
         # a calibrated lens: Cycles renders the larger undistorted view, blender.distort warps it
         self.warp = None
         render_cfg = cfg.render

@@ -212,14 +212,6 @@ class ClipSettings(StrictModel):
 class ClipJobConfig(SceneJobConfig):
     clip: ClipSettings = ClipSettings()
 
-    @model_validator(mode="after")
-    def _no_site_assets_yet(self) -> ClipJobConfig:
-        # the clip's motion planner and truth know only people and jacks: refuse rather than
-        # write truth without the site's objects
-        if self.assets:
-            raise ValueError("assets: not supported in clips yet (render datasets only)")
-        return self
-
 
 # Keys that may change between runs into the same folder without changing any annotation:
 # the dataset can grow (num_images), machines differ in core count (threads) and in GPUs

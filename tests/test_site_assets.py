@@ -4,6 +4,7 @@ in Blender one instance with exact masks per labelled asset, whatever its parts.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ from blender.job_config import RenderJobConfig
 from blender.plan import SceneConfig, ScenePlan, plan_scene
 from blender.plan.camera import check_camera_sees
 from blender.plan.site import AssetSpec
+from pipeline.analytics.clip_truth import read_floor_truth
 from pipeline.common import UserError, load_config
 
 W, H = 64, 48
@@ -102,6 +104,23 @@ def test_negatives_hide_labelled_site_assets():
         assert not p.camera.view.maybe or not any(a.labelled for a in p.assets)
         seen = check_camera_sees(p, image_h=480)
         assert not seen.seen
+
+
+def test_a_scenario_clears_site_assets_off_its_lanes():
+    from blender.plan.scenario import LANE_CLEAR_M, plan_scenario
+
+    cfg = SceneConfig.model_validate({"pedestrians": {"count": [1, 2]}, "materials": {"families": []}})
+    spec = AssetSpec(path="site/crate.obj", category="crate", scale=1.0, size=(0.8, 0.8, 0.8),
+                     count=(25, 25), placement="scatter")
+    cleared = kept = 0
+    for seed in range(4):
+        base = plan_scene(cfg, np.random.default_rng(seed), negative=False, assets=[spec])
+        plan, _, _ = plan_scenario(base, "near_miss", cfg, np.random.default_rng(seed), None, 4 / 3)
+        actors = [(a.x, a.y) for a in (*plan.pedestrians, *plan.pallet_jacks)]
+        assert all(np.hypot(a.x - x, a.y - y) > LANE_CLEAR_M for a in plan.assets for x, y in actors)
+        cleared += len(base.assets) - len(plan.assets)
+        kept += len(plan.assets)
+    assert cleared > 0 and kept > 0
 
 
 # ---------------------------------------------------------------- Blender
@@ -213,3 +232,51 @@ def test_render_cli_with_a_site_asset_and_a_calibrated_camera(tmp_path):
     again = tmp_path / "again"
     assert render.main(["--config", str(cfg), "--out", str(again)]) == 0
     assert (again / "annotations.json").read_bytes() == (out / "annotations.json").read_bytes()
+
+
+@pytest.mark.blender
+def test_a_clip_keeps_site_assets_parked_with_one_track_each(tmp_path):
+    """Clips take `assets:` as static objects: a labelled jack model is one parked track (its
+    masks exact: the oracle's floor error on it is nil), an unlabelled model no track."""
+    from blender import clip as clip_cli
+    from blender.clip import clip_plan
+    from blender.frames import site_assets
+    from blender.job_config import ClipJobConfig
+    from blender.plan import load_human_index
+    from pipeline.video import main as video_main
+
+    root = Path(__file__).resolve().parents[1]
+    cfg_path = tmp_path / "clip.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "clip": {"name": "site_clip", "num_frames": 4, "fps": 5, "min_labelled": 1},
+        "render": {"preset": "fast", "resolution": [96, 72], "samples": 1, "postprocess": False},
+        "annotation": {"min_area": 16},
+        "humans_dir": str(root / "assets_cache" / "humans"),
+        "scene": {"pedestrians": {"count": [1, 1], "pose_weights": {"walk": 1.0}}, "pallet_jacks": {"count": [0, 0]},
+                  "distractors": {"count": [0, 1], "staging_loads": [0, 1]}},
+        "assets": [{"path": two_cubes_obj(tmp_path / "jack.obj", gap=0.3), "category": "pallet_jack"},
+                   {"path": two_cubes_obj(tmp_path / "crate.obj"), "category": "crate", "placement": "scatter"}],
+    }))
+    out = tmp_path / "clip"
+    assert clip_cli.main(["--config", str(cfg_path), "--out", str(out)]) == 0
+    cfg = load_config(cfg_path, ClipJobConfig)
+    plan, _, _ = clip_plan(cfg, load_human_index(cfg.humans_dir), site_assets(cfg.assets))
+    jack = next(a for a in plan.assets if a.labelled)
+    assert any(a.category == "crate" for a in plan.assets)
+    coco = json.loads((out / "annotations.json").read_text())
+    jack_tracks = {a["track_id"] for a in coco["annotations"] if a["category_id"] == 2}
+    people = {a["track_id"] for a in coco["annotations"] if a["category_id"] == 1}
+    assert len(jack_tracks) == 1 and not jack_tracks & people   # the crate is no track
+    (tid,) = jack_tracks
+    frames = {a["image_id"] for a in coco["annotations"] if a["track_id"] == tid}
+    assert len(frames) == 4   # parked in view in every frame, under the same id
+    rows = [r for r in read_floor_truth(out) if r["track_id"] == tid]
+    assert len(rows) == 4 and len({(r["x"], r["y"]) for r in rows}) == 1   # it does not move
+    # its footprint is the near edge of its box: within the box's half-diagonal of its centre
+    assert np.hypot(rows[0]["x"] - jack.x, rows[0]["y"] - jack.y) <= np.hypot(*jack.size[:2]) / 2 + 0.05
+    (out / "rules.yaml").write_text(yaml.safe_dump({"calibration": "calibration.yaml",
+                                                    "lines": [{"name": "far", "start": [0, 0], "end": [0.5, 0]}]}))
+    assert video_main(["--checkpoint", "gt", "--source", str(out), "--out", str(tmp_path / "v.mp4"),
+                       "--rules", str(out / "rules.yaml"), "--quiet"]) == 0
+    err = json.loads((tmp_path / "v.summary.json").read_text())["analytics"]["floor_error_m"]["per_class"]
+    assert err["pallet_jack"]["median"] < 0.01, err

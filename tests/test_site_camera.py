@@ -75,9 +75,6 @@ def test_site_mode_needs_a_calibration_with_a_pose_and_matching_size(tmp_path):
     # clips take the calibrated camera too (their truth goes through the lens)
     clip = ClipJobConfig.model_validate({"scene": {"camera": {"calibration": cal, "mode": "site"}}})
     assert clip.render.resolution == (W, H)
-    (tmp_path / "rack.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
-    with pytest.raises(ValueError, match="assets: not supported in clips yet"):   # still refused
-        ClipJobConfig.model_validate({"assets": [{"path": str(tmp_path / "rack.obj"), "category": "rack"}]})
 
 
 # ---------------------------------------------------------------- conventions and the plan

@@ -114,7 +114,11 @@ def plan_scenario(base: ScenePlan, name: str, scene_cfg: SceneConfig, rng: Rng,
     x_hi = xc + 6.0 + LANE_CLEAR_M   # beyond the farthest lane end of a clip of up to ~6 s
     y_lo = min(ln.y for ln in lanes) - LANE_CLEAR_M - 1.0
     y_top = max(ln.y for ln in lanes) + LANE_CLEAR_M + 1.0
-    plan.distractors = [d for d in plan.distractors if not (x_lo <= d.x <= x_hi and y_lo <= d.y <= y_top)]
+    def clear(x: float, y: float) -> bool:
+        return not (x_lo <= x <= x_hi and y_lo <= y <= y_top)
+
+    plan.distractors = [d for d in plan.distractors if clear(d.x, d.y)]
+    plan.assets = [a for a in plan.assets if clear(a.x, a.y)]   # a site's models too, parked jacks included
     cfg_cam, lens = scene_cfg.camera, base.camera.lens
     if cfg_cam.mode == "site":
         # the site's height, tilt and roll, facing down the lanes (+x); drawn last: the draws
