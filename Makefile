@@ -70,7 +70,7 @@ VIDEO_DEP   = $(if $(filter $(CLIP),$(SOURCE)),$(CLIP)/annotations.json,$(or $(w
 OUTDATE_ON_FAILURE = || { rc=$$?; touch -c -d @0 $@; exit $$rc; }
 
 .PHONY: help setup humans render render-test preview preview-aug train eval compare clip video \
-        export convert bench lint test test-fast demo all clean clean-all vtest FORCE
+        export convert bench heldout lint test test-fast demo all clean clean-all vtest FORCE
 
 help:
 	@echo "make demo        whole chain at laptop size (render, train, eval, clip, video)"
@@ -86,6 +86,7 @@ help:
 	@echo "make export      ONNX export of $(CKPT) with a parity check -> $(ONNX)"
 	@echo "make convert     $(DATA) as an Ultralytics YOLO-seg dataset -> $(YOLO)/data.yaml"
 	@echo "make bench       benchmarks (JSON) into outputs/bench/"
+	@echo "make heldout     AP drop on held-out material families -> runs/heldout/heldout.md"
 	@echo "make all         the chain with the full configs (GPU-sized)"
 	@echo "Variables: PROFILE=demo|full DATA= RUN= CKPT= SOURCE= ARGS=\"key=value ...\""
 
@@ -205,6 +206,10 @@ bench: $(STAMP) $(HUMANS)/index.json
 	$(PY) -m bench.train | tee outputs/bench/train.json
 	$(PY) -m bench.eval | tee outputs/bench/eval.json
 	$(PY) -m bench.video | tee outputs/bench/video.json
+
+# Held-out material families (README "Measuring variety"): ~25 min per group on 2 cores.
+heldout: $(STAMP) $(HUMANS)/index.json
+	$(PY) -m bench.heldout --humans $(HUMANS) $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check blender pipeline tests bench
