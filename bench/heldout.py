@@ -46,7 +46,7 @@ def _families_arg(families: list[str]) -> str:
 
 def _run(cmd: list[str]) -> None:
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=sys.stderr)  # stdout carries only the JSON
 
 
 def render(cfg: str, out: Path, families: list[str], num: int, seed: int, humans: str, extra: list[str]) -> Path:
