@@ -123,12 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     r_cfg, t_cfg, e_cfg = args.render_config, args.train_config, args.eval_config
     rset, tset = args.render_set, args.train_set
 
+    flat_ckpt = Path(args.baseline_run) / "best.pt" if args.baseline_run else None
+    if flat_ckpt is not None and not flat_ckpt.exists():  # before any rendering
+        ap.error(f"--baseline-run: {flat_ckpt} not found (a finished training run folder expected)")
+
     flat_test = render(r_cfg, out / "flat" / "test", [], args.test_images, TEST_SEED, args.humans, rset)
-    if args.baseline_run:
-        flat_ckpt = Path(args.baseline_run) / "best.pt"
-        if not flat_ckpt.exists():
-            ap.error(f"--baseline-run: {flat_ckpt} not found (a finished training run folder expected)")
-    else:
+    if flat_ckpt is None:
         flat_train = render(r_cfg, out / "flat" / "train", [], args.train_images, 0, args.humans, rset)
         flat_ckpt = train(t_cfg, flat_train, out / "flat" / "run", args.steps, tset)
     flat_seen = score(e_cfg, flat_ckpt, flat_test, out / "flat" / "eval_flat")

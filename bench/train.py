@@ -42,6 +42,7 @@ def run_one(args) -> dict:
         amp_dtype,
         build_optimizer,
         build_scheduler,
+        dtype_name,
         train_step,
         use_channels_last,
     )
@@ -100,7 +101,7 @@ def run_one(args) -> dict:
             "s_per_it_loader": round(t_loader, 3), "s_per_it_memory": round(t_memory, 3),
             "overhead_ratio": round(t_loader / t_memory, 3),
             "peak_rss_mb": round(peak), "peak_worker_rss_mb": round(child), "device": args.device,
-            "amp_dtype": str(dtype).removeprefix("torch.") if dtype else None,
+            "amp_dtype": dtype_name(dtype),
             "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if dev.type == "cuda" else None}
 
 

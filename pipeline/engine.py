@@ -37,6 +37,11 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def dtype_name(dtype: torch.dtype | None) -> str | None:
+    """How logs, summary.json and the benchmarks name an autocast dtype: bfloat16, float16 or None."""
+    return str(dtype).removeprefix("torch.") if dtype else None
+
+
 def use_channels_last(setting: str, device: torch.device, dtype: torch.dtype | None) -> bool:
     """NHWC activations: tensor-core convolutions under CUDA AMP read them without transposes.
     auto keeps NCHW elsewhere: on 2 CPU cores (bench/train.py, MobileNetV3 demo) NHWC gave fp32

@@ -44,6 +44,7 @@ from pipeline.engine import (
     amp_dtype,
     build_optimizer,
     build_scheduler,
+    dtype_name,
     use_channels_last,
 )
 from pipeline.hooks import (
@@ -243,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from torch.utils.tensorboard import SummaryWriter
         tb = SummaryWriter(str(out / "tb"), purge_step=state.step if ckpt else None)
         print(f"init: {init_info['source']}")
-        print(f"device: {device}, autocast {str(dtype).removeprefix('torch.') if dtype else 'off (fp32)'}"
+        print(f"device: {device}, autocast {dtype_name(dtype) or 'off (fp32)'}"
               f" (solver.amp={cfg.solver.amp})")
     loader, val_loader, gt = loaders(cfg, train_ds, val_ds, state.step, dinfo, device)
     checkpointer = Checkpointer(cfg, init_info, dinfo)
@@ -282,7 +283,7 @@ def write_summary(out: Path, cfg: TrainConfig, state: TrainState, start_step: in
     atomic_write_json(out / "summary.json", {
         "step": state.step, "max_iters": cfg.solver.max_iters, "steps_this_session": done,
         "s_per_it": round(spi, 4), "train_time": round(state.train_time, 2), "world_size": dinfo.world_size,
-        "device": str(state.device), "autocast": str(state.dtype).removeprefix("torch.") if state.dtype else None,
+        "device": str(state.device), "autocast": dtype_name(state.dtype),
         "first_loss": state.first_loss, "last_loss": state.last_loss,
         "final_metrics": state.last_metrics, "best": best, "init": init_info}, indent=2)
     print(f"trained {done} steps ({state.step}/{cfg.solver.max_iters}) in {seconds:.0f} s "
