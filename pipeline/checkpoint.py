@@ -14,6 +14,7 @@ import torch
 from pipeline import distributed
 from pipeline.common import CATEGORIES, atomic_write_with, config_to_dict, package_versions
 from pipeline.config import TrainConfig
+from pipeline.ema import inference_model
 from pipeline.trainer import TrainState
 
 
@@ -46,12 +47,17 @@ class Checkpointer:
             rngs = gathered
         if not self.dist.is_main:
             return
+        # `model` is what inference loads (the average when there is one); `train_model` the
+        # raw weights a resume continues from
+        ema = state.ema
         content = dict(
-            model=state.model.state_dict(), optimizer=state.optimizer.state_dict(),
+            model=inference_model(state.model, ema).state_dict(), optimizer=state.optimizer.state_dict(),
             scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict() if state.scaler else None,
             step=state.step, rng=rngs, config=config_to_dict(self.cfg), categories=CATEGORIES,
             init=self.init_info, versions=package_versions(), best=state.best, metrics=metrics,
             train_time=state.train_time)
+        if ema is not None:
+            content.update(train_model=state.model.state_dict(), ema_updates=int(ema.n_averaged))
         atomic_write_with(path, lambda tmp: torch.save(content, tmp))
 
 
@@ -64,3 +70,6 @@ def restore(state: TrainState, ckpt: dict, rank: int) -> None:
     state.step, state.best = int(ckpt["step"]), ckpt.get("best")
     state.train_time = float(ckpt.get("train_time", 0.0))
     set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)])
+    if state.ema is not None and "train_model" in ckpt:  # else the average starts again from here
+        state.ema.module.load_state_dict(ckpt["model"])
+        state.ema.n_averaged.fill_(int(ckpt["ema_updates"]))

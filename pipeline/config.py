@@ -66,6 +66,8 @@ class SolverConfig(StrictModel):
     gamma: float = Field(0.1, gt=0, le=1)
     min_lr_factor: float = Field(0.0, ge=0, le=1)  # cosine floor
     clip_grad_norm: float | None = Field(10.0, gt=0)
+    # moving average of the weights for validation and inference (pipeline/ema.py); 0 = off
+    ema_decay: float = Field(0.0, ge=0, lt=1)
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"  # auto: fp16 on CUDA, bf16 on a CPU with bf16 units, else off
     # channels-last memory format; auto: on for CUDA with AMP (tensor cores), off elsewhere
     channels_last: Literal["auto", "on", "off"] = "auto"

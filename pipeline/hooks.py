@@ -25,6 +25,7 @@ from pipeline.checkpoint import Checkpointer
 from pipeline.coco_eval import GroundTruth
 from pipeline.common import UserError, atomic_write_text
 from pipeline.curves import plot_run
+from pipeline.ema import inference_model
 from pipeline.engine import coco_metrics, predict
 from pipeline.model import ModelConfig, set_trainable, trainable_stages_at
 from pipeline.trainer import Hook, TrainState
@@ -137,7 +138,7 @@ class Validation(Hook):
         distributed.barrier()
 
     def validate(self, state: TrainState) -> dict | None:
-        results, kept = predict(state.model, self.loader, state.device, state.dtype, keep_outputs=self.tb_images)
+        results, kept = predict(inference_model(state.model, state.ema), self.loader, state.device, state.dtype, keep_outputs=self.tb_images)
         try:
             metrics = coco_metrics(self.gt, results)
         except UserError as e:  # e.g. a validation split holding only negatives

@@ -39,6 +39,7 @@ from pipeline.common import (
 from pipeline.config import TrainConfig
 from pipeline.data import CocoDetection, StepSampler, collate_fn, split_ids
 from pipeline.devices import resolve_device
+from pipeline.ema import build_ema
 from pipeline.engine import (
     TrainingDiverged,
     amp_dtype,
@@ -157,7 +158,7 @@ def initial_model(cfg: TrainConfig, ckpt: dict | None, train_ds: CocoDetection, 
     model_cfg = cfg.model.model_copy(update={"weights": "none"}) if ckpt else cfg.model
     model, init_info = build_model(model_cfg)
     if ckpt:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))  # raw weights under EMA
         init_info = ckpt["init"]
     cfg.model.norm = init_info.get("norm", cfg.model.norm)  # recorded, so checkpoints rebuild the same net
     model.to(device)
@@ -228,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     optimizer = build_optimizer(model, cfg.solver, bool(init_info.get("pretrained")))
     state = TrainState(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, cfg.solver),
                        scaler=torch.amp.GradScaler("cuda") if dtype == torch.float16 else None,
-                       device=device, dtype=dtype, max_iters=cfg.solver.max_iters)
+                       device=device, dtype=dtype, max_iters=cfg.solver.max_iters,
+                       ema=build_ema(model, cfg.solver.ema_decay))
     torch.manual_seed(cfg.seed * 1_000_003 + dinfo.rank)  # RPN/ROI sampling differs per rank
     if ckpt:
         restore(state, ckpt, dinfo.rank)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from pipeline.engine import train_step
@@ -39,6 +40,7 @@ class TrainState:
     first_loss: float | None = None
     last_loss: float | None = None
     net: nn.Module | None = None   # what the step runs: the model or its DDP wrapper
+    ema: AveragedModel | None = None  # moving average of `model` (pipeline/ema.py), None when off
     started: float = 0.0           # time.time() when this session's loop began (wall-clock records)
 
     def lrs(self) -> dict[str, float]:
@@ -79,6 +81,8 @@ def train(state: TrainState, batches: Iterable, hooks: list[Hook], clip_grad_nor
             state.losses = train_step(state.net, images, targets, state.optimizer, state.scaler, state.device,
                                       state.dtype, clip_grad_norm, state.step, all_reduce=all_reduce)
             state.scheduler.step()
+            if state.ema is not None:
+                state.ema.update_parameters(state.model)
             state.step += 1
             state.step_seconds = time.time() - t0
             state.train_time += state.step_seconds

@@ -301,3 +301,44 @@ def test_amp_auto_on_cpu_follows_bf16_units(monkeypatch):
     assert engine.amp_dtype("bf16", cpu) is torch.bfloat16  # asked for by name: emulated, but allowed
     with pytest.raises(UserError, match="fp16 needs CUDA"):
         engine.amp_dtype("fp16", cpu)
+
+
+def test_ema_ramps_its_decay_and_copies_integer_buffers():
+    from pipeline.ema import build_ema, inference_model, ramped_decay
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    assert build_ema(net, 0.0) is None and inference_model(net, None) is net
+    ema = build_ema(net, 0.9)
+    expected = [p.detach().clone() for p in net.parameters()]
+    for n in range(4):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)
+        net.train()(torch.randn(4, 3))  # moves the BatchNorm statistics and its counter
+        ema.update_parameters(net)
+        d = 0.0 if n == 0 else ramped_decay(0.9, n)  # the first update copies
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, net.parameters(), strict=True)]
+    for e, a in zip(expected, inference_model(net, ema).parameters(), strict=True):
+        assert torch.allclose(a, e, atol=1e-6)
+    assert ramped_decay(0.9, 1) == pytest.approx(2 / 11) and ramped_decay(0.9, 1000) == 0.9
+    assert int(ema.module[1].num_batches_tracked) == int(net[1].num_batches_tracked) == 4
+    assert not ema.module.training
+
+
+def test_ema_run_resumes_exactly_and_checkpoints_the_average(data, tmp_path):
+    """With solver.ema_decay, last.pt's `model` (what inference loads) is the average and
+    `train_model` the raw weights; a resumed run ends with the same of both."""
+    cfg = write_config(tmp_path / "cfg.yaml", solver={"ema_decay": 0.5})
+    args = ["--config", str(cfg), "--data", str(data)]
+    assert train_mod.main(args + ["--out", str(tmp_path / "a"), "--max-iters", "4"]) == 0
+    assert train_mod.main(args + ["--out", str(tmp_path / "b"), "--max-iters", "2"]) == 0
+    assert train_mod.main(args + ["--out", str(tmp_path / "b"), "--max-iters", "4", "--resume"]) == 0
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["ema_updates"] == b["ema_updates"] == 4
+    for key in ("model", "train_model"):
+        assert all(torch.allclose(a[key][k].float(), b[key][k].float(), atol=1e-6) for k in a[key]), key
+    w = "roi_heads.box_predictor.cls_score.weight"
+    assert not torch.allclose(a["model"][w], a["train_model"][w])
+    model, _ = model_from_checkpoint(tmp_path / "a" / "last.pt", torch.device("cpu"))
+    assert torch.equal(model.state_dict()[w], a["model"][w])
