@@ -6,7 +6,8 @@ One scene is planned once and set in motion (blender.plan.motion): walking pedes
 move and swap walk-phase meshes from the human library, pushed pallet jacks roll with
 their pusher, the camera is a fixed CCTV (or, with clip.camera=robot, a camera gliding
 forward). The site's own models (`assets:`) stay where the plan put them: unlabelled ones
-as props, labelled pallet jacks parked, one track each. Every frame is rebuilt from its own plan and rendered/annotated by the same
+as props, labelled pallet jacks parked, one track each; walkers and pushed jacks turn back
+short of them as of every other static thing (props, standing people, parked jacks). Every frame is rebuilt from its own plan and rendered/annotated by the same
 frame function and resumable job as blender.render.
 
 Output (resumable like blender.render: parts/ are the commit points):

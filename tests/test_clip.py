@@ -11,10 +11,14 @@ import pytest
 import yaml
 
 from blender import clip, writer
-from blender.clip import mot_lines, seqinfo
-from blender.job_config import ClipSettings
+from blender.clip import clip_plan, mot_lines, seqinfo
+from blender.job_config import ClipJobConfig, ClipSettings
 from blender.plan import SceneConfig, ScenePlan, plan_scene
+from blender.plan.actors import PERSON_FOOT
+from blender.plan.geometry import Footprint, footprints_overlap, jack_extent
 from blender.plan.motion import frame_plan, phase_cycle, plan_motion
+from blender.plan.scene_plan import Cone, PalletStack, UserAsset
+from blender.plan.site import AssetSpec
 from pipeline.common import UserError, load_config
 
 
@@ -135,3 +139,92 @@ def test_frame_plans_stay_typed_plans_that_round_trip_through_json():
     f5 = frame_plan(plan, motion, 5, fps=10, stride_m=1.4)
     assert ScenePlan.from_dict(json.loads(json.dumps(f5.to_dict()))) == f5
     assert f5.pedestrians[0].x != plan.pedestrians[0].x
+
+
+# ---------------------------------------------------------------- movers and static things
+
+def _person_fp(p) -> Footprint:
+    return Footprint(p.x, p.y, p.yaw, *PERSON_FOOT[p.pose])
+
+
+def _jack_fp(j) -> Footprint:
+    x_min, x_max = jack_extent(j)
+    return Footprint(j.x, j.y, j.yaw, x_max - x_min, j.width)
+
+
+def _movers_and_static(plan: ScenePlan, motion) -> tuple[list[int], list[int], list[Footprint]]:
+    """(walker indices, moving jack indices, footprints of everything that stays put)."""
+    walkers = [i for i, m in enumerate(motion.pedestrians) if m.speed > 0]
+    rolling = [i for i, m in enumerate(motion.pallet_jacks) if m.speed > 0]
+    pushers = {plan.pallet_jacks[i].pushed_by for i in rolling}
+    static = [Footprint(a.x, a.y, a.yaw, a.size[0], a.size[1]) for a in plan.assets]
+    static += [Footprint(d.x, d.y, d.yaw, *d.footprint) for d in plan.distractors]
+    static += [_person_fp(p) for i, p in enumerate(plan.pedestrians) if i not in walkers and i not in pushers]
+    static += [_jack_fp(j) for i, j in enumerate(plan.pallet_jacks) if i not in rolling]
+    return walkers, rolling, static
+
+
+def _collisions(plan: ScenePlan, motion, frames: int, fps: float) -> list[tuple[int, str, int]]:
+    """(frame, kind, index) of every mover whose footprint overlaps a static thing's in a frame."""
+    walkers, rolling, static = _movers_and_static(plan, motion)
+    hits = []
+    for k in range(frames):
+        f = frame_plan(plan, motion, k, fps, 1.4)
+        movers = [("pedestrian", i, _person_fp(f.pedestrians[i])) for i in walkers]
+        for i in rolling:
+            movers.append(("pallet_jack", i, _jack_fp(f.pallet_jacks[i])))
+            if f.pallet_jacks[i].pushed_by is not None:
+                movers.append(("pusher", i, _person_fp(f.pedestrians[f.pallet_jacks[i].pushed_by])))
+        hits += [(k, kind, i) for kind, i, fp in movers if any(footprints_overlap(fp, s) for s in static)]
+    return hits
+
+
+def test_movers_keep_clear_of_parked_site_assets_props_and_standing_people():
+    """A prop in the walker's way, a parked site jack in the pushed jack's: both turn back short
+    of them, every frame clear, and the walker's body keeps stepping through its walk cycle."""
+    base = tiny_plan()
+    site_jack = UserAsset(path="site/jack.glb", category="pallet_jack", scale=1.0, size=[1.6, 0.7, 1.2],
+                          x=14.0, y=19.0, yaw=0.0)
+    crate = UserAsset(path="site/crate.obj", category="crate", scale=1.0, size=[0.8, 0.8, 0.8],
+                      x=3.0, y=4.0, yaw=0.3)
+    plan = replace(base, assets=[site_jack, crate],
+                   distractors=[PalletStack(count=2, plastic=False, footprint=[1.2, 0.8], x=5.0, y=10.0, yaw=0.0),
+                                Cone(height=0.6, color=[1.0, 0.5, 0.0], footprint=[0.38, 0.38], x=0.9, y=10.0, yaw=0.0)])
+    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
+    assert _collisions(plan, motion, 120, fps=10) == []
+    frames = [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in range(120)]
+    xs = [f.pedestrians[0].x for f in frames]
+    # between the cone (x 0.9) and the pallet stack (x 4.4 .. 5.6): back and forth, both ways
+    assert max(xs) < 5.0 - 0.6 - 0.375 and min(xs) > 0.9 + 0.19 + 0.375
+    assert max(xs) - min(xs) > 1.5 and {round(math.cos(f.pedestrians[0].yaw)) for f in frames} == {-1, 1}
+    assert {f.pedestrians[0].mesh_id for f in frames} == {"w0", "w1"}   # one body, its walk cycle
+    # the pushed jack turned back before the parked site jack, its pusher with it
+    ys = [f.pallet_jacks[0].y for f in frames]
+    assert max(ys) < 19.0 - 0.35 and max(ys) - min(ys) > 2.0
+    assert frame_plan(plan, motion, 119, fps=10, stride_m=1.4) == frames[119]   # deterministic
+
+
+def test_clip_movers_never_cross_static_footprints():
+    """Whole clip plans crowded with parked site models and props: no walker, pushed jack or
+    pusher overlaps anything static in any frame (planning only, no bpy)."""
+    crate = AssetSpec(path="site/crate.obj", category="crate", scale=1.0, size=(1.0, 0.8, 0.9),
+                      count=(10, 10), placement="scatter")
+    jack = AssetSpec(path="site/jack.glb", category="pallet_jack", scale=1.0, size=(1.6, 0.7, 1.2),
+                     count=(2, 2), placement="focus")
+    cfg = ClipJobConfig.model_validate({
+        "clip": {"num_frames": 60, "fps": 10, "plan_tries": 2},
+        "scene": {"focus_radius": 5.0, "materials": {"families": []},
+                  "pedestrians": {"count": [4, 6], "pose_weights": {"walk": 0.8, "stand": 0.2}},
+                  "pallet_jacks": {"count": [1, 2], "pushed_prob": 0.8},
+                  "distractors": {"count": [8, 12]}}})
+    moved = 0
+    for seed in range(3):
+        cfg.clip.seed = seed
+        plan, motion, _ = clip_plan(cfg, None, [crate, jack])
+        assert any(a.labelled for a in plan.assets) and plan.distractors
+        assert _collisions(plan, motion, cfg.clip.num_frames, cfg.clip.fps) == [], seed
+        moved += sum(m.speed > 0 for m in motion.pedestrians)
+        again = clip_plan(cfg, None, [crate, jack])
+        assert again[0] == plan and again[1] == motion   # same seed, same plan and motion
+    assert moved >= 6

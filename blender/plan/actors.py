@@ -33,6 +33,7 @@ from blender.plan.scene_plan import (
 # Floor footprints (length along local +X, width) of people by pose, in metres.
 PERSON_FOOT = {"walk": (0.75, 0.55), "stand": (0.5, 0.55), "carry": (0.8, 0.6),
                "bend": (0.9, 0.55), "crouch": (0.8, 0.6), "push": (0.7, 0.6)}
+OTHER_POSE_FOOT = (0.7, 0.6)
 CARRY_BOX_M = ((0.3, 0.55), (0.25, 0.4), (0.2, 0.4))  # carton length, width, height
 
 # Pallet jacks: the usual walkie / hand pallet truck sizes.
@@ -86,6 +87,16 @@ CAPS = [(0.08, 0.1, 0.22), (0.07, 0.07, 0.08), (0.75, 0.1, 0.08), (0.5, 0.5, 0.5
         (0.12, 0.3, 0.7), (0.2, 0.4, 0.2), (0.95, 0.5, 0.05), (0.7, 0.62, 0.45)]
 OUTFIT_SALT = 0x9E0F1E   # tells the outfit stream apart from any other seeded by the same state
 LENSES = [(0.85, 0.88, 0.9), (0.1, 0.1, 0.11), (0.85, 0.62, 0.15), (0.55, 0.6, 0.68)]
+
+
+def person_foot(pose: str) -> tuple[float, float]:
+    """(length, width) of the floor a person of `pose` takes."""
+    return PERSON_FOOT.get(pose, OTHER_POSE_FOOT)
+
+
+def person_footprint(p: Person) -> Footprint:
+    """The floor a person takes, at its place in the plan."""
+    return Footprint(p.x, p.y, p.yaw, *person_foot(p.pose))
 
 
 def make_person(rng: Rng, cfg: PedestrianConfig, pose: str, humans: Sequence[dict] | None) -> Person:
@@ -247,8 +258,7 @@ def place_labelled(rng: Rng, cfg: SceneConfig, floor: FloorSpace, focus: tuple[f
     pcfg = cfg.pedestrians
     for _ in range(integer(rng, pcfg.count)):
         p = make_person(rng, pcfg, weighted(rng, pcfg.pose_weights), humans)
-        fl, fw = PERSON_FOOT.get(p.pose, (0.7, 0.6))
-        fp = floor.place(rng, focus, radius, fl, fw, align=0.7 if p.pose == "walk" else 0.3)
+        fp = floor.place(rng, focus, radius, *person_foot(p.pose), align=0.7 if p.pose == "walk" else 0.3)
         if fp is None:
             continue
         p.x, p.y, p.yaw = fp.x, fp.y, fp.yaw
@@ -295,6 +305,11 @@ def draw_distractor(rng: Rng, kind: str) -> dict:
 
 def _placed(kind: str, fields: dict, fp: Footprint) -> Distractor:
     return DISTRACTOR_TYPES[kind](**fields, x=fp.x, y=fp.y, yaw=fp.yaw)
+
+
+def distractor_footprint(d: Distractor) -> Footprint:
+    """The floor a prop blocks, as placed."""
+    return Footprint(d.x, d.y, d.yaw, *d.footprint)
 
 
 def place_distractors(rng: Rng, cfg: DistractorConfig, floor: FloorSpace, focus: tuple[float, float],

@@ -14,7 +14,7 @@ from blender.plan.geometry import (
     Footprint,
     aimed_camera,
     footprint_corners,
-    jack_extent,
+    jack_footprint,
     jack_grip,
     project,
 )
@@ -118,8 +118,7 @@ def labelled_boxes(pedestrians: Sequence[Person], jacks: Sequence[Jack]) -> list
         fp = Footprint(p.x, p.y, p.yaw, PERSON_BOX_M, PERSON_BOX_M)
         out.append(("pedestrian", i, _box(fp, p.z, p.z + p.height)))
     for i, j in enumerate(jacks):
-        x_min, x_max = jack_extent(j)
-        fp = Footprint(j.x, j.y, j.yaw, x_max - x_min, j.width)
+        fp = jack_footprint(j)
         top = max(jack_grip(j)[1], JACK_PIVOT_Z[j.kind] + 0.1)
         out.append(("pallet_jack", i, _box(fp, 0.0, top)))
     return out

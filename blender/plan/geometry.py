@@ -39,6 +39,8 @@ def footprint_corners(fp: Footprint) -> np.ndarray:
 
 def footprints_overlap(a: Footprint, b: Footprint, margin: float = 0.0) -> bool:
     """Separating-axis test of two oriented rectangles, each grown by `margin` on every side."""
+    if math.hypot(a.x - b.x, a.y - b.y) > (_radius(a, margin) + _radius(b, margin)) * (1 + 1e-9):
+        return False   # their circumcircles are apart: so are they
     pa, pb = footprint_corners(_grow(a, margin)), footprint_corners(_grow(b, margin))
     for poly in (pa, pb):
         for i in range(2):
@@ -52,6 +54,11 @@ def footprints_overlap(a: Footprint, b: Footprint, margin: float = 0.0) -> bool:
 
 def _grow(fp: Footprint, m: float) -> Footprint:
     return replace(fp, length=fp.length + 2 * m, width=fp.width + 2 * m)
+
+
+def _radius(fp: Footprint, m: float) -> float:
+    """Centre to corner, grown by `m` on every side."""
+    return math.hypot(fp.length + 2 * m, fp.width + 2 * m) / 2
 
 
 def rack_footprint(row: RackRow) -> Footprint:
@@ -77,6 +84,12 @@ def jack_extent(j: Jack) -> tuple[float, float]:
         handle_reach = max(handle_reach, PLATFORM_REACH_M)
     total = j.fork_length + j.body_length + handle_reach
     return -total / 2, total / 2
+
+
+def jack_footprint(j: Jack) -> Footprint:
+    """The floor a jack takes (forks, body and tiller; no pusher), at its place in the plan."""
+    x_min, x_max = jack_extent(j)
+    return Footprint(j.x, j.y, j.yaw, x_max - x_min, j.width)
 
 
 def jack_grip(j: Jack) -> tuple[float, float]:

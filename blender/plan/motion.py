@@ -1,24 +1,34 @@
 """A scene plan over time, for clips: walking pedestrians move along their facing direction
-(turning back at racks and walls) through the walk phases of their library mesh, pushed
-pallet jacks roll with their pusher, a robot camera glides forward; the rest stays put."""
+through the walk phases of their library mesh, pushed pallet jacks roll with their pusher, a
+robot camera glides forward; the rest stays put. Movers turn back at racks and walls and before
+their footprint would come near a static thing's (site assets, props, standing people, parked
+jacks); they do not avoid each other."""
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from blender.plan.actors import distractor_footprint, person_footprint
 from blender.plan.draw import Rng
-from blender.plan.scene_plan import Layout, Person, ScenePlan
+from blender.plan.geometry import Footprint, footprints_overlap, jack_footprint
+from blender.plan.scene_plan import Jack, Layout, Person, ScenePlan
+from blender.plan.site import asset_footprint
 
 if TYPE_CHECKING:  # job_config imports the plan package: only the type is needed here
     from blender.job_config import ClipSettings
 
 # walkers keep this far from walls and rack faces, and turn around there
 WALK_CLEARANCE_M = 0.45
+# movers' footprints and static things' footprints are each grown by this before the overlap
+# test (a 0.2 m gap): under the planner's placement margin (FloorSpace.free, 0.15), so a
+# walker's planned start, rounded as the plan stores it, is clear
+STATIC_CLEARANCE_M = 0.1
 
 
 @dataclass
@@ -86,17 +96,68 @@ def plan_motion(plan: ScenePlan, cfg: ClipSettings, rng: Rng, library: list[dict
     return Motion(peds, jacks, cfg.robot_speed if cfg.camera == "robot" else 0.0, plan_attempt)
 
 
-def _walk(layout: Layout, x: float, y: float, yaw: float, speed: float, dt: float, steps: int):
-    """Position after `steps` steps along yaw, turning around where the way is blocked."""
+def static_footprints(plan: ScenePlan, motion: Motion) -> list[Footprint]:
+    """The floor footprints of everything in `plan` that stays put under `motion`: site assets,
+    props, people who neither walk nor push a moving jack, and parked pallet jacks."""
+    rolling = [m.speed > 0 for m in motion.pallet_jacks]
+    carried = {j.pushed_by for j, r in zip(plan.pallet_jacks, rolling, strict=True) if r}
+    return ([asset_footprint(a) for a in plan.assets]
+            + [distractor_footprint(d) for d in plan.distractors]
+            + [person_footprint(p) for i, (p, m) in enumerate(zip(plan.pedestrians, motion.pedestrians, strict=True))
+               if m.speed <= 0 and i not in carried]
+            + [jack_footprint(j) for j, r in zip(plan.pallet_jacks, rolling, strict=True) if not r])
+
+
+Body = Callable[[float, float, float], list[Footprint]]   # a mover's footprints at (x, y, yaw)
+
+
+def _clear(layout: Layout, static: list[Footprint], body: Body, x: float, y: float, yaw: float) -> bool:
+    """Whether a mover at (x, y, yaw) keeps clear of walls and racks (its centre) and of the
+    static things (its footprints)."""
+    return not _blocked(layout, x, y) and not any(
+        footprints_overlap(fp, s, STATIC_CLEARANCE_M) for fp in body(x, y, yaw) for s in static)
+
+
+def _walk(layout: Layout, static: list[Footprint], body: Body, x: float, y: float, yaw: float,
+          speed: float, dt: float, steps: int):
+    """Position after `steps` steps along yaw, turning around where the way is blocked (or,
+    where facing back is blocked too, waiting for the step: a mover's every pose is clear)."""
     dist = 0.0
     for _ in range(steps):
         nx, ny = x + math.cos(yaw) * speed * dt, y + math.sin(yaw) * speed * dt
-        if _blocked(layout, nx, ny):
-            yaw += math.pi
+        if not _clear(layout, static, body, nx, ny, yaw):
+            if _clear(layout, static, body, x, y, yaw + math.pi):
+                yaw += math.pi
             continue
         x, y = nx, ny
         dist += speed * dt
     return x, y, yaw, dist
+
+
+def _pusher_pose(jack0: Jack, pusher0: Person, x: float, y: float, yaw: float) -> tuple[float, float, float]:
+    """Where the pusher of a jack moved from its plan pose to (x, y, yaw) stands: at the same
+    offset from the jack, rotated with it when it turned around."""
+    ox, oy = pusher0.x - jack0.x, pusher0.y - jack0.y
+    turn = yaw - jack0.yaw
+    c, s = math.cos(turn), math.sin(turn)
+    return x + c * ox - s * oy, y + s * ox + c * oy, pusher0.yaw + turn
+
+
+def _jack_body(jack0: Jack, pusher0: Person | None) -> Body:
+    own, person = jack_footprint(jack0), None if pusher0 is None else person_footprint(pusher0)
+
+    def body(x: float, y: float, yaw: float) -> list[Footprint]:
+        fps = [replace(own, x=x, y=y, yaw=yaw)]
+        if person is not None:
+            px, py, pyaw = _pusher_pose(jack0, pusher0, x, y, yaw)
+            fps.append(replace(person, x=px, y=py, yaw=pyaw))
+        return fps
+    return body
+
+
+def _person_body(p: Person) -> Body:
+    own = person_footprint(p)
+    return lambda x, y, yaw: [replace(own, x=x, y=y, yaw=yaw)]
 
 
 def _set_phase(p: Person, cycle: list[PhaseMesh], start: str | None, dist: float, stride_m: float) -> None:
@@ -113,26 +174,23 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
     plan = copy.deepcopy(base)
     dt = 1.0 / fps
     lay = plan.layout
+    static = static_footprints(base, motion)
     for k, (p, m) in enumerate(zip(plan.pedestrians, motion.pedestrians, strict=True)):
         if m.speed > 0:
-            p.x, p.y, p.yaw, dist = _walk(lay, p.x, p.y, p.yaw, m.speed, dt, frame)
+            p.x, p.y, p.yaw, dist = _walk(lay, static, _person_body(p), p.x, p.y, p.yaw, m.speed, dt, frame)
             _set_phase(p, m.cycle, base.pedestrians[k].mesh_id, dist, stride_m)
     for ji, (j, m) in enumerate(zip(plan.pallet_jacks, motion.pallet_jacks, strict=True)):
         if m.speed <= 0:
             continue
-        x0, y0 = j.x, j.y
-        j.x, j.y, j.yaw, dist = _walk(lay, j.x, j.y, j.yaw, m.speed, dt, frame)
-        pi = j.pushed_by
-        if pi is None:   # a scenario's jack drives on its own
+        pi = j.pushed_by   # None: a scenario's jack drives on its own
+        pusher0 = None if pi is None else base.pedestrians[pi]
+        body = _jack_body(base.pallet_jacks[ji], pusher0)
+        j.x, j.y, j.yaw, dist = _walk(lay, static, body, j.x, j.y, j.yaw, m.speed, dt, frame)
+        if pusher0 is None:
             continue
         p = plan.pedestrians[pi]
-        # the pusher keeps its offset from the jack, rotated if the jack turned around
-        ox, oy = p.x - x0, p.y - y0
-        turn = j.yaw - base.pallet_jacks[ji].yaw
-        c, s = math.cos(turn), math.sin(turn)
-        p.x, p.y = j.x + c * ox - s * oy, j.y + s * ox + c * oy
-        p.yaw = base.pedestrians[pi].yaw + turn
-        _set_phase(p, motion.pedestrians[pi].cycle, base.pedestrians[pi].mesh_id, dist, stride_m)
+        p.x, p.y, p.yaw = _pusher_pose(base.pallet_jacks[ji], pusher0, j.x, j.y, j.yaw)
+        _set_phase(p, motion.pedestrians[pi].cycle, pusher0.mesh_id, dist, stride_m)
     if motion.camera_speed > 0:
         cam = plan.camera
         fwd = -np.asarray(cam.matrix, float)[:, 2]

@@ -83,12 +83,17 @@ def _wall_spot(rng: Rng, floor: FloorSpace, length: float, width: float) -> Foot
     return None
 
 
+def asset_footprint(a: UserAsset) -> Footprint:
+    """The floor an asset takes: its scaled bounding box, as placed."""
+    return Footprint(a.x, a.y, a.yaw, a.size[0], a.size[1])
+
+
 def asset_boxes(assets: Sequence[UserAsset]) -> list[tuple[str, int, np.ndarray]]:
     """("asset", index in plan.assets, (8,3) corners) of each labelled asset, for the in-view check."""
     out = []
     for i, a in enumerate(assets):
         if a.labelled:
-            c = footprint_corners(Footprint(a.x, a.y, a.yaw, a.size[0], a.size[1]))
+            c = footprint_corners(asset_footprint(a))
             out.append(("asset", i, np.concatenate([np.c_[c, np.zeros(4)], np.c_[c, np.full(4, a.size[2])]])))
     return out
 
