@@ -7,8 +7,10 @@ move and swap walk-phase meshes from the human library, pushed pallet jacks roll
 their pusher, the camera is a fixed CCTV (or, with clip.camera=robot, a camera gliding
 forward). The site's own models (`assets:`) stay where the plan put them: unlabelled ones
 as props, labelled pallet jacks parked, one track each; walkers and pushed jacks turn back
-short of them as of every other static thing (props, standing people, parked jacks). Every frame is rebuilt from its own plan and rendered/annotated by the same
-frame function and resumable job as blender.render.
+short of them as of every other static thing (props, standing people, parked jacks), and
+before they would overlap each other (or wait), so no two movers overlap in any frame. Every
+frame is rebuilt from its own plan and rendered/annotated by the same frame function and
+resumable job as blender.render.
 
 Output (resumable like blender.render: parts/ are the commit points):
   images/000000.png ...          frames, 0-based

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from blender.plan.motion import frame_plan, phase_cycle, plan_motion
 from blender.plan.scene_plan import Cone, PalletStack, UserAsset
 from blender.plan.site import AssetSpec
 from pipeline.common import UserError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_plan() -> ScenePlan:
@@ -164,18 +167,29 @@ def _movers_and_static(plan: ScenePlan, motion) -> tuple[list[int], list[int], l
     return walkers, rolling, static
 
 
+def _mover_footprints(f: ScenePlan, walkers: list[int], rolling: list[int]) -> list[tuple[str, int, Footprint]]:
+    """(kind, index, footprint) of the movers in frame plan `f`; a pusher goes by its jack's index."""
+    movers = [("pedestrian", i, _person_fp(f.pedestrians[i])) for i in walkers]
+    for i in rolling:
+        movers.append(("pallet_jack", i, _jack_fp(f.pallet_jacks[i])))
+        if f.pallet_jacks[i].pushed_by is not None:
+            movers.append(("pusher", i, _person_fp(f.pedestrians[f.pallet_jacks[i].pushed_by])))
+    return movers
+
+
 def _collisions(plan: ScenePlan, motion, frames: int, fps: float) -> list[tuple[int, str, int]]:
-    """(frame, kind, index) of every mover whose footprint overlaps a static thing's in a frame."""
+    """(frame, kind, index) of every mover whose footprint overlaps a static thing's, or another
+    mover's (kind "kind/other kind"), in a frame. A pusher and its own jack are one mover."""
     walkers, rolling, static = _movers_and_static(plan, motion)
     hits = []
     for k in range(frames):
-        f = frame_plan(plan, motion, k, fps, 1.4)
-        movers = [("pedestrian", i, _person_fp(f.pedestrians[i])) for i in walkers]
-        for i in rolling:
-            movers.append(("pallet_jack", i, _jack_fp(f.pallet_jacks[i])))
-            if f.pallet_jacks[i].pushed_by is not None:
-                movers.append(("pusher", i, _person_fp(f.pedestrians[f.pallet_jacks[i].pushed_by])))
+        movers = _mover_footprints(frame_plan(plan, motion, k, fps, 1.4), walkers, rolling)
         hits += [(k, kind, i) for kind, i, fp in movers if any(footprints_overlap(fp, s) for s in static)]
+        one = {"pedestrian": "walker", "pallet_jack": "jack", "pusher": "jack"}
+        for a, (kind, i, fp) in enumerate(movers):
+            for kind2, i2, fp2 in movers[a + 1:]:
+                if (one[kind], i) != (one[kind2], i2) and footprints_overlap(fp, fp2):
+                    hits.append((k, f"{kind}/{kind2}", i))
     return hits
 
 
@@ -207,7 +221,7 @@ def test_movers_keep_clear_of_parked_site_assets_props_and_standing_people():
 
 def test_clip_movers_never_cross_static_footprints():
     """Whole clip plans crowded with parked site models and props: no walker, pushed jack or
-    pusher overlaps anything static in any frame (planning only, no bpy)."""
+    pusher overlaps anything static, or another mover, in any frame (planning only, no bpy)."""
     crate = AssetSpec(path="site/crate.obj", category="crate", scale=1.0, size=(1.0, 0.8, 0.9),
                       count=(10, 10), placement="scatter")
     jack = AssetSpec(path="site/jack.glb", category="pallet_jack", scale=1.0, size=(1.6, 0.7, 1.2),
@@ -228,3 +242,108 @@ def test_clip_movers_never_cross_static_footprints():
         again = clip_plan(cfg, None, [crate, jack])
         assert again[0] == plan and again[1] == motion   # same seed, same plan and motion
     assert moved >= 6
+
+
+# ---------------------------------------------------------------- movers and each other
+
+# a second walker's own body, two phases of it
+OTHER_WALKER = [{"id": "v0", "pose": "walk", "phase": 0.0, "body": 5, "stature": 1.65},
+                {"id": "v1", "pose": "walk", "phase": 0.5, "body": 5, "stature": 1.65}]
+
+
+def _frames(plan: ScenePlan, motion, n: int) -> list[ScenePlan]:
+    return [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in range(n)]
+
+
+def test_walkers_heading_at_each_other_turn_back_and_keep_their_body_and_walk_cycle():
+    """Two walkers on one line, face to face: neither walks through the other; each turns back
+    short of the other, stepping through its own body's walk cycle, the same every time."""
+    base = tiny_plan()
+    a, b = base.pedestrians[0], replace(base.pedestrians[0], mesh_id="v0")
+    plan = replace(base, pedestrians=[replace(a, x=11.0, y=8.0, yaw=0.0), replace(b, x=19.0, y=8.0, yaw=math.pi),
+                                      *base.pedestrians[1:]],
+                   pallet_jacks=[replace(base.pallet_jacks[0], pushed_by=3)])
+    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY + OTHER_WALKER)
+    assert [m.speed for m in motion.pedestrians] == [1.0, 1.0, 0.0, 0.0]
+    assert _collisions(plan, motion, 120, fps=10) == []
+    frames = _frames(plan, motion, 120)
+    xa, xb = [f.pedestrians[0].x for f in frames], [f.pedestrians[1].x for f in frames]
+    assert all(x < y - 0.75 for x, y in zip(xa, xb, strict=True))   # never side by side, never crossed
+    # each came within a stride of the other, then walked back: both ways, both of them
+    assert min(y - x for x, y in zip(xa, xb, strict=True)) < 0.75 + 0.2
+    for i in (0, 1):
+        assert {round(math.cos(f.pedestrians[i].yaw)) for f in frames} == {-1, 1}
+    assert {f.pedestrians[0].mesh_id for f in frames} == {"w0", "w1"}   # one body, its walk cycle ...
+    assert {f.pedestrians[1].mesh_id for f in frames} == {"v0", "v1"}   # ... each
+    assert _frames(plan, motion, 120) == frames   # deterministic
+
+
+def test_a_walker_meeting_a_pushed_jack_turns_back_and_the_pusher_does_not_block_its_jack():
+    """A walker heading at a pushed jack's forks: no overlap with the jack or its pusher in any
+    frame; the jack keeps rolling behind its own pusher (one mover: they never block each other)."""
+    base = tiny_plan()
+    walker = replace(base.pedestrians[0], x=14.0, y=24.0, yaw=-math.pi / 2)
+    plan = replace(base, pedestrians=[walker, *base.pedestrians[1:]])
+    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
+    assert _collisions(plan, motion, 120, fps=10) == []
+    frames = _frames(plan, motion, 120)
+    ys = [f.pedestrians[0].y for f in frames]
+    assert min(ys) > 17.0 and round(math.sin(frames[-1].pedestrians[0].yaw)) == 1   # turned back
+    assert {f.pedestrians[0].mesh_id for f in frames} == {"w0", "w1"}
+    jy = [f.pallet_jacks[0].y for f in frames]
+    assert jy[-1] - jy[0] == pytest.approx(0.5 * 11.9)   # never held up: by its pusher or the walker
+    assert [f.pedestrians[2].y for f in frames] == pytest.approx([y - 1.0 for y in jy])
+    assert _frames(plan, motion, 120) == frames
+
+
+def test_movers_start_apart_and_never_overlap_in_demo_and_scenario_clips():
+    """Clip plans as configs/clip_demo.yaml and the scenarios make them: movers start apart (the
+    planner's placement margin) and no two overlap in any frame; same seed, same motion."""
+    demo = load_config(ROOT / "configs" / "clip_demo.yaml", ClipJobConfig, ["clip.num_frames=40"])
+    for seed in range(6):
+        demo.clip.seed = seed
+        plan, motion, _ = clip_plan(demo, None)
+        assert _collisions(plan, motion, demo.clip.num_frames, demo.clip.fps) == [], seed
+    for scenario in ("near_miss", "zone_entry", "line_cross"):
+        cfg = load_config(ROOT / "configs" / "clip_scenario.yaml", ClipJobConfig, [f"clip.scenario={scenario}"])
+        for seed in range(3):
+            cfg.clip.seed = seed
+            plan, motion, _ = clip_plan(cfg, None)
+            assert _collisions(plan, motion, cfg.clip.num_frames, cfg.clip.fps) == [], (scenario, seed)
+    # the planner's own placement: movers' footprints start 0.2 m apart or more
+    crowd = load_config(None, SceneConfig, ["pedestrians.count=[8,8]", "pallet_jacks.count=[3,3]",
+                                            "pallet_jacks.pushed_prob=1.0", "focus_radius=3.0"])
+    for seed in range(20):
+        plan = plan_scene(crowd, np.random.default_rng(seed))
+        pushers = {j.pushed_by: i for i, j in enumerate(plan.pallet_jacks)}
+        fps = [(("jack", pushers[i]) if i in pushers else ("person", i), _person_fp(p)) for i, p in enumerate(plan.pedestrians)]
+        fps += [(("jack", i), _jack_fp(j)) for i, j in enumerate(plan.pallet_jacks)]
+        assert not any(footprints_overlap(f, g, 0.1) for a, (o, f) in enumerate(fps) for o2, g in fps[a + 1:] if o != o2)
+
+
+def test_near_miss_walker_passes_even_the_widest_jack_at_the_shortest_gap(monkeypatch):
+    """near_miss at its closest (0.6 m between centres) with the widest jack: the scenario keeps
+    the walker's footprint just off the jack's, so the two pass side by side (the near miss
+    happens) instead of one turning back."""
+    from blender.plan import actors, scenario
+
+    draw = scenario.uniform
+
+    def closest(rng, r):
+        v = draw(rng, r)   # the same draws: only the near gap is pinned
+        return 0.6 if tuple(r) == (0.6, 1.1) else v
+    monkeypatch.setattr(scenario, "uniform", closest)
+    monkeypatch.setattr(actors, "JACK_WIDTHS_M", (0.685,))
+    cfg = load_config(ROOT / "configs" / "clip_scenario.yaml", ClipJobConfig, ["clip.scenario=near_miss"])
+    plan, motion, _ = clip_plan(cfg, None)
+    jack, near = plan.pallet_jacks[0], plan.pedestrians[0]
+    assert jack.width == 0.685 and jack.y - near.y == pytest.approx((0.685 + 0.55) / 2 + 0.01)
+    n = cfg.clip.num_frames
+    assert _collisions(plan, motion, n, cfg.clip.fps) == []
+    frames = [frame_plan(plan, motion, k, cfg.clip.fps, cfg.clip.stride_m) for k in range(n)]
+    assert frames[0].pedestrians[0].x < frames[0].pallet_jacks[0].x < frames[0].pallet_jacks[0].x + 4.0
+    assert frames[-1].pedestrians[0].x > frames[-1].pallet_jacks[0].x + 1.0   # passed it ...
+    assert all(math.cos(f.pedestrians[0].yaw) == pytest.approx(1.0) for f in frames)   # ... never turning
+    assert all(math.cos(f.pallet_jacks[0].yaw) == pytest.approx(-1.0) for f in frames)

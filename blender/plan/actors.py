@@ -232,11 +232,13 @@ def place_labelled(rng: Rng, cfg: SceneConfig, floor: FloorSpace, focus: tuple[f
     jcfg = cfg.pallet_jacks
     for _ in range(integer(rng, jcfg.count)):
         j = make_jack(rng, jcfg)
-        x_min, x_max = jack_extent(j)
         pushed = rng.random() < jcfg.pushed_prob
         if pushed and not j.platform:
             work = uniform(rng, TILLER_WORK_ANGLE_DEG[j.kind])
             j.handle_angle_deg = float(np.clip(work, *jcfg.handle_angle_deg))
+        # measured with the tiller where the jack stands: a pushed one's is tilted to work, and a
+        # longer reach measured before would stick out of the floor it was given (into a neighbour's)
+        x_min, x_max = jack_extent(j)
         extra = PUSHER_ROOM_M if pushed else 0.0
         fp = floor.place(rng, focus, radius, x_max - x_min + extra, j.width + JACK_SIDE_CLEARANCE_M)
         if fp is None:

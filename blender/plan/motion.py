@@ -1,8 +1,11 @@
 """A scene plan over time, for clips: walking pedestrians move along their facing direction
 through the walk phases of their library mesh, pushed pallet jacks roll with their pusher, a
-robot camera glides forward; the rest stays put. Movers turn back at racks and walls and before
+robot camera glides forward; the rest stays put. Movers turn back at racks and walls, before
 their footprint would come near a static thing's (site assets, props, standing people, parked
-jacks); they do not avoid each other."""
+jacks) and before it would overlap another mover's (a walker, a pushed jack with its pusher);
+where facing back is blocked too, they wait. All movers step together, one after another in a
+fixed order (walkers by index, then pushed jacks), each checked against where the others stand
+at that moment: no two movers' footprints overlap in any frame."""
 
 from __future__ import annotations
 
@@ -27,8 +30,12 @@ if TYPE_CHECKING:  # job_config imports the plan package: only the type is neede
 WALK_CLEARANCE_M = 0.45
 # movers' footprints and static things' footprints are each grown by this before the overlap
 # test (a 0.2 m gap): under the planner's placement margin (FloorSpace.free, 0.15), so a
-# walker's planned start, rounded as the plan stores it, is clear
+# mover's planned start, rounded as the plan stores it, is clear (of movers' too)
 STATIC_CLEARANCE_M = 0.1
+# movers' footprints are grown by this against each other's: none (touching, not overlapping).
+# A person's walking footprint (0.75 x 0.55 m) already holds its swinging arms and stride, and
+# scenario near_miss passes a jack at 0.6 m between centres: a 0.2 m gap would stop that pass
+MOVER_CLEARANCE_M = 0.0
 
 
 @dataclass
@@ -111,27 +118,51 @@ def static_footprints(plan: ScenePlan, motion: Motion) -> list[Footprint]:
 Body = Callable[[float, float, float], list[Footprint]]   # a mover's footprints at (x, y, yaw)
 
 
-def _clear(layout: Layout, static: list[Footprint], body: Body, x: float, y: float, yaw: float) -> bool:
-    """Whether a mover at (x, y, yaw) keeps clear of walls and racks (its centre) and of the
-    static things (its footprints)."""
-    return not _blocked(layout, x, y) and not any(
-        footprints_overlap(fp, s, STATIC_CLEARANCE_M) for fp in body(x, y, yaw) for s in static)
+def _clear(layout: Layout, static: list[Footprint], movers: list[Footprint], body: Body,
+           x: float, y: float, yaw: float) -> bool:
+    """Whether a mover at (x, y, yaw) keeps clear of walls and racks (its centre), of the
+    static things and of the other movers (`movers`: their footprints; its footprints)."""
+    if _blocked(layout, x, y):
+        return False
+    fps = body(x, y, yaw)
+    return not any(footprints_overlap(fp, s, STATIC_CLEARANCE_M) for fp in fps for s in static) and not any(
+        footprints_overlap(fp, o, MOVER_CLEARANCE_M) for fp in fps for o in movers)
 
 
-def _walk(layout: Layout, static: list[Footprint], body: Body, x: float, y: float, yaw: float,
-          speed: float, dt: float, steps: int):
-    """Position after `steps` steps along yaw, turning around where the way is blocked (or,
-    where facing back is blocked too, waiting for the step: a mover's every pose is clear)."""
-    dist = 0.0
+@dataclass
+class _Mover:
+    """A walker, or a moving jack with its pusher (one body: its footprints never block it)."""
+
+    body: Body
+    x: float
+    y: float
+    yaw: float
+    speed: float
+    dist: float = 0.0   # walked so far
+
+    def footprints(self) -> list[Footprint]:
+        return self.body(self.x, self.y, self.yaw)
+
+
+def _walk(layout: Layout, static: list[Footprint], movers: list[_Mover], dt: float, steps: int) -> None:
+    """Advance `movers` by `steps` steps along their yaw, one mover after another in list order,
+    each checked against the others where they stand then (this step's place for those before
+    it, the last step's for those after): it turns around where the way is blocked or, where
+    facing back is blocked too, waits for the step. Every pose taken is clear of every other
+    mover's pose at the end of the step, so no two movers overlap in any frame."""
+    placed = [m.footprints() for m in movers]
     for _ in range(steps):
-        nx, ny = x + math.cos(yaw) * speed * dt, y + math.sin(yaw) * speed * dt
-        if not _clear(layout, static, body, nx, ny, yaw):
-            if _clear(layout, static, body, x, y, yaw + math.pi):
-                yaw += math.pi
-            continue
-        x, y = nx, ny
-        dist += speed * dt
-    return x, y, yaw, dist
+        for i, m in enumerate(movers):
+            others = [fp for k, fps in enumerate(placed) if k != i for fp in fps]
+            nx, ny = m.x + math.cos(m.yaw) * m.speed * dt, m.y + math.sin(m.yaw) * m.speed * dt
+            if not _clear(layout, static, others, m.body, nx, ny, m.yaw):
+                if _clear(layout, static, others, m.body, m.x, m.y, m.yaw + math.pi):
+                    m.yaw += math.pi
+                    placed[i] = m.footprints()
+                continue
+            m.x, m.y = nx, ny
+            m.dist += m.speed * dt
+            placed[i] = m.footprints()
 
 
 def _pusher_pose(jack0: Jack, pusher0: Person, x: float, y: float, yaw: float) -> tuple[float, float, float]:
@@ -175,22 +206,31 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
     dt = 1.0 / fps
     lay = plan.layout
     static = static_footprints(base, motion)
-    for k, (p, m) in enumerate(zip(plan.pedestrians, motion.pedestrians, strict=True)):
-        if m.speed > 0:
-            p.x, p.y, p.yaw, dist = _walk(lay, static, _person_body(p), p.x, p.y, p.yaw, m.speed, dt, frame)
-            _set_phase(p, m.cycle, base.pedestrians[k].mesh_id, dist, stride_m)
-    for ji, (j, m) in enumerate(zip(plan.pallet_jacks, motion.pallet_jacks, strict=True)):
-        if m.speed <= 0:
+    walkers = [k for k, m in enumerate(motion.pedestrians) if m.speed > 0]
+    rolling = [ji for ji, m in enumerate(motion.pallet_jacks) if m.speed > 0]
+    movers = []
+    for k in walkers:
+        p = base.pedestrians[k]
+        movers.append(_Mover(_person_body(p), p.x, p.y, p.yaw, motion.pedestrians[k].speed))
+    for ji in rolling:
+        j, pi = base.pallet_jacks[ji], base.pallet_jacks[ji].pushed_by   # pi None: a scenario's jack drives on its own
+        body = _jack_body(j, None if pi is None else base.pedestrians[pi])
+        movers.append(_Mover(body, j.x, j.y, j.yaw, motion.pallet_jacks[ji].speed))
+    _walk(lay, static, movers, dt, frame)
+    for k, m in zip(walkers, movers[:len(walkers)], strict=True):
+        p = plan.pedestrians[k]
+        p.x, p.y, p.yaw = m.x, m.y, m.yaw
+        _set_phase(p, motion.pedestrians[k].cycle, base.pedestrians[k].mesh_id, m.dist, stride_m)
+    for ji, m in zip(rolling, movers[len(walkers):], strict=True):
+        j = plan.pallet_jacks[ji]
+        j.x, j.y, j.yaw = m.x, m.y, m.yaw
+        pi = j.pushed_by
+        if pi is None:
             continue
-        pi = j.pushed_by   # None: a scenario's jack drives on its own
-        pusher0 = None if pi is None else base.pedestrians[pi]
-        body = _jack_body(base.pallet_jacks[ji], pusher0)
-        j.x, j.y, j.yaw, dist = _walk(lay, static, body, j.x, j.y, j.yaw, m.speed, dt, frame)
-        if pusher0 is None:
-            continue
+        pusher0 = base.pedestrians[pi]
         p = plan.pedestrians[pi]
         p.x, p.y, p.yaw = _pusher_pose(base.pallet_jacks[ji], pusher0, j.x, j.y, j.yaw)
-        _set_phase(p, motion.pedestrians[pi].cycle, pusher0.mesh_id, dist, stride_m)
+        _set_phase(p, motion.pedestrians[pi].cycle, pusher0.mesh_id, m.dist, stride_m)
     if motion.camera_speed > 0:
         cam = plan.camera
         fwd = -np.asarray(cam.matrix, float)[:, 2]

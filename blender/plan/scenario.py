@@ -9,7 +9,8 @@ side by side, not in front of each other: the ground truth then measures the ana
 occlusion. Each scenario returns the rules it exercises, in floor metres (world x, y), for
 rules.yaml.
 
-  near_miss   a moving pallet jack passes one person at 0.6-1.1 m (an event) and another
+  near_miss   a moving pallet jack passes one person at 0.6-1.1 m (an event; at least 0.63 m
+              beside the widest jacks, whose footprint would touch the walker's) and another
               at 2.2-3.0 m (none); rule: proximity within 1.5 m while the jack moves
   zone_entry  one person walks through a vehicle-only aisle, another walks past it
   line_cross  two people cross a dock-door line in opposite directions, a jack crosses too
@@ -24,12 +25,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blender.plan.actors import make_jack, make_person
+from blender.plan.actors import make_jack, make_person, person_foot
 from blender.plan.camera import camera_view, labelled_boxes, view_frame
 from blender.plan.draw import Rng, uniform
 from blender.plan.geometry import aimed_camera
 from blender.plan.materials import dress_jacks
-from blender.plan.motion import JackMotion, Motion, PersonMotion, PhaseMesh, phase_cycle
+from blender.plan.motion import (
+    MOVER_CLEARANCE_M,
+    JackMotion,
+    Motion,
+    PersonMotion,
+    PhaseMesh,
+    phase_cycle,
+)
 from blender.plan.placement import FloorSpace
 from blender.plan.scene_config import SceneConfig
 from blender.plan.scene_plan import ScenePlan, plan_version
@@ -43,6 +51,7 @@ CAMERA_HEIGHT_M = 4.0
 CAMERA_FOV_DEG = 60.0
 LANE_CLEAR_M = 1.5         # distractors this close to a lane's floor strip are removed
 DOOR_CLEAR_Y_M = 3.0       # lanes keep off the dock doors' aprons (y < 2.6 m)
+PASS_GAP_M = 0.01          # near_miss: the least floor between the passing jack's and walker's footprints
 
 
 @dataclass
@@ -108,6 +117,11 @@ def plan_scenario(base: ScenePlan, name: str, scene_cfg: SceneConfig, rng: Rng,
             j.load = None   # a pallet load would hide the truck's wheels: the footprint is the truth's subject
             jacks.append(j)
             jm.append(JackMotion(lane.speed))   # moves on its own: no pusher to stand next to it
+    if name == "near_miss":
+        # the near walker passes the jack side by side: their footprints stay apart (movers do
+        # not overlap; one would turn back), which a wide jack at the shortest gap would not
+        j, p = jacks[0], peds[0]
+        p.y = min(p.y, j.y - (j.width + person_foot(p.pose)[1]) / 2 - 2 * MOVER_CLEARANCE_M - PASS_GAP_M)
     plan.pedestrians, plan.pallet_jacks = peds, jacks
     plan.version = max(plan.version, plan_version(plan.assets, plan.camera.lens, plan.materials, peds))
     x_lo = xc - CAMERA_BACK_M - 1.0
