@@ -95,6 +95,9 @@ class LogConfig(StrictModel):
     eval_every: int = Field(2000, ge=0)       # validation + best.pt (0 = only at the end)
     tb_images: int = Field(4, ge=0)           # validation images drawn with predictions
     val_max_images: int | None = Field(None, ge=1)  # cap validation cost on big sets
+    # what best.pt is chosen by (segm falls back to bbox on box-only validation sets); on a
+    # validation set of a few dozen images every choice is noisy: compare with last.pt
+    best_metric: Literal["segm_AP", "segm_AP50", "bbox_AP", "bbox_AP50"] = "segm_AP"
 
 
 class TrainConfig(StrictModel):

@@ -30,8 +30,6 @@ from pipeline.engine import coco_metrics, predict
 from pipeline.model import ModelConfig, set_trainable, trainable_stages_at
 from pipeline.trainer import Hook, TrainState
 
-BEST_METRIC = ("segm", "AP")  # falls back to bbox AP on box-only validation sets
-
 
 class MetricsLog:
     """metrics.jsonl: one JSON object per logged step or evaluation. On resume, records after
@@ -117,16 +115,17 @@ class Validation(Hook):
     ranks wait at a barrier so no rank runs ahead into the next collective."""
 
     def __init__(self, every: int, loader, gt: GroundTruth | None, out: Path, log: MetricsLog | None, tb,
-                 tb_images: int, checkpointer: Checkpointer):
+                 tb_images: int, checkpointer: Checkpointer, best_metric: str = "segm_AP"):
         self.every, self.loader, self.gt, self.out, self.log = every, loader, gt, out, log
         self.tb, self.tb_images, self.checkpointer = tb, tb_images, checkpointer
+        self.best_metric = best_metric
 
     def after_step(self, state: TrainState) -> None:
         if not ((self.every and state.step % self.every == 0) or state.step == state.max_iters):
             return
         if self.loader is not None:
             state.last_metrics = self.validate(state)
-            head = headline(state.last_metrics)
+            head = headline(state.last_metrics, self.best_metric)
             if head is not None:
                 self.log.write({"step": state.step, "event": "eval", head[0]: head[1],
                                 "train_time": round(state.train_time, 2), "wall": round(time.time() - state.started, 2),
@@ -167,13 +166,15 @@ class PeriodicCheckpoint(Hook):
             self.checkpointer.save(self.path, state, state.last_metrics)
 
 
-def headline(metrics: dict | None) -> tuple[str, float] | None:
-    """(name, value) of the metric best.pt is chosen by."""
+def headline(metrics: dict | None, best_metric: str = "segm_AP") -> tuple[str, float] | None:
+    """(name, value) of the metric best.pt is chosen by (`log.best_metric`); a segm metric
+    falls back to its bbox twin on box-only validation sets."""
     if not metrics:
         return None
-    iou_type = BEST_METRIC[0] if BEST_METRIC[0] in metrics else "bbox"
-    value = metrics[iou_type].get(BEST_METRIC[1])
-    return (f"{iou_type}_{BEST_METRIC[1]}", float(value if value is not None else 0.0))
+    iou_type, key = best_metric.split("_", 1)
+    iou_type = iou_type if iou_type in metrics else "bbox"
+    value = metrics[iou_type].get(key)
+    return (f"{iou_type}_{key}", float(value if value is not None else 0.0))
 
 
 def log_images(tb, kept: list[tuple], step: int) -> None:

@@ -252,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkpointer = Checkpointer(cfg, init_info, dinfo)
     unfreeze = Unfreeze(cfg.model, ddp_wrapper(dinfo, device), log)
     hooks = [unfreeze, MetricsWriter(cfg.log.log_every, log, tb, dinfo, unfreeze),
-             Validation(cfg.log.eval_every, val_loader, gt, out, log, tb, cfg.log.tb_images, checkpointer),
+             Validation(cfg.log.eval_every, val_loader, gt, out, log, tb, cfg.log.tb_images, checkpointer,
+                        cfg.log.best_metric),
              PeriodicCheckpoint(cfg.log.checkpoint_every, out / "last.pt", checkpointer)]
     try:
         train(state, loader, hooks, cfg.solver.clip_grad_norm,
@@ -276,7 +277,7 @@ def write_summary(out: Path, cfg: TrainConfig, state: TrainState, start_step: in
     """summary.json (the completion marker make waits for) and the closing line."""
     done = state.step - start_step
     spi = seconds / max(1, done)
-    head = headline(state.last_metrics)
+    head = headline(state.last_metrics, cfg.log.best_metric)
     val = f"; val {head[0]} {head[1]:.3f}" if head else ("; no validation set" if not validated else
                                                         "; validation had no scorable instances")
     best = state.best

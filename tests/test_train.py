@@ -342,3 +342,17 @@ def test_ema_run_resumes_exactly_and_checkpoints_the_average(data, tmp_path):
     assert not torch.allclose(a["model"][w], a["train_model"][w])
     model, _ = model_from_checkpoint(tmp_path / "a" / "last.pt", torch.device("cpu"))
     assert torch.equal(model.state_dict()[w], a["model"][w])
+
+
+def test_best_metric_picks_the_named_metric_and_falls_back_to_boxes():
+    from pipeline.hooks import headline
+
+    both = {"bbox": {"AP": 0.10, "AP50": 0.30}, "segm": {"AP": 0.04, "AP50": 0.20}}
+    assert headline(both) == ("segm_AP", 0.04)  # the default
+    assert headline(both, "bbox_AP50") == ("bbox_AP50", 0.30)
+    assert headline(both, "segm_AP50") == ("segm_AP50", 0.20)
+    assert headline({"bbox": {"AP": 0.1, "AP50": 0.3}}, "segm_AP50") == ("bbox_AP50", 0.3)
+    assert headline(None, "bbox_AP") is None
+    assert TrainConfig().log.best_metric == "segm_AP"
+    with pytest.raises(ValueError, match="best_metric"):
+        TrainConfig.model_validate({"log": {"best_metric": "mask_AP"}})
