@@ -115,7 +115,7 @@ class Validation(Hook):
     ranks wait at a barrier so no rank runs ahead into the next collective."""
 
     def __init__(self, every: int, loader, gt: GroundTruth | None, out: Path, log: MetricsLog | None, tb,
-                 tb_images: int, checkpointer: Checkpointer, best_metric: str = "segm_AP"):
+                 tb_images: int, checkpointer: Checkpointer, best_metric: str):
         self.every, self.loader, self.gt, self.out, self.log = every, loader, gt, out, log
         self.tb, self.tb_images, self.checkpointer = tb, tb_images, checkpointer
         self.best_metric = best_metric
@@ -166,7 +166,7 @@ class PeriodicCheckpoint(Hook):
             self.checkpointer.save(self.path, state, state.last_metrics)
 
 
-def headline(metrics: dict | None, best_metric: str = "segm_AP") -> tuple[str, float] | None:
+def headline(metrics: dict | None, best_metric: str) -> tuple[str, float] | None:
     """(name, value) of the metric best.pt is chosen by (`log.best_metric`); a segm metric
     falls back to its bbox twin on box-only validation sets."""
     if not metrics:

@@ -348,7 +348,7 @@ def test_best_metric_picks_the_named_metric_and_falls_back_to_boxes():
     from pipeline.hooks import headline
 
     both = {"bbox": {"AP": 0.10, "AP50": 0.30}, "segm": {"AP": 0.04, "AP50": 0.20}}
-    assert headline(both) == ("segm_AP", 0.04)  # the default
+    assert headline(both, TrainConfig().log.best_metric) == ("segm_AP", 0.04)  # the default
     assert headline(both, "bbox_AP50") == ("bbox_AP50", 0.30)
     assert headline(both, "segm_AP50") == ("segm_AP50", 0.20)
     assert headline({"bbox": {"AP": 0.1, "AP50": 0.3}}, "segm_AP50") == ("bbox_AP50", 0.3)
