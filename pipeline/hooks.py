@@ -131,7 +131,7 @@ class Validation(Hook):
                                 "train_time": round(state.train_time, 2), "wall": round(time.time() - state.started, 2),
                                 **state.last_metrics})
                 plot_run(self.out)
-                if state.best is None or head[1] > state.best["value"]:
+                if improves(state.best, head):
                     state.best = {"metric": head[0], "value": head[1], "step": state.step}
                     self.checkpointer.save(self.out / "best.pt", state, state.last_metrics, gather=False)
         distributed.barrier()
@@ -175,6 +175,19 @@ def headline(metrics: dict | None, best_metric: str) -> tuple[str, float] | None
     iou_type = iou_type if iou_type in metrics else "bbox"
     value = metrics[iou_type].get(key)
     return (f"{iou_type}_{key}", float(value if value is not None else 0.0))
+
+
+def improves(best: dict | None, head: tuple[str, float]) -> bool:
+    """Whether this validation's headline replaces the recorded best. A best chosen by another
+    metric (a run resumed with a different log.best_metric) cannot be compared with it, so the
+    first validation after the change replaces it, with a warning."""
+    if best is None:
+        return True
+    if best["metric"] != head[0]:
+        warnings.warn(f"log.best_metric is now {head[0]}, best.pt (step {best['step']}) was chosen by "
+                      f"{best['metric']}: this validation's model replaces it", stacklevel=2)
+        return True
+    return head[1] > best["value"]
 
 
 def log_images(tb, kept: list[tuple], step: int) -> None:

@@ -356,3 +356,15 @@ def test_best_metric_picks_the_named_metric_and_falls_back_to_boxes():
     assert TrainConfig().log.best_metric == "segm_AP"
     with pytest.raises(ValueError, match="best_metric"):
         TrainConfig.model_validate({"log": {"best_metric": "mask_AP"}})
+
+
+def test_best_is_replaced_only_by_a_better_value_of_the_same_metric():
+    from pipeline.hooks import improves
+
+    best = {"metric": "segm_AP", "value": 0.10, "step": 300}
+    assert improves(None, ("segm_AP", 0.0))
+    assert improves(best, ("segm_AP", 0.11))
+    assert not improves(best, ("segm_AP", 0.10)) and not improves(best, ("segm_AP", 0.05))
+    # resumed with another log.best_metric: a bbox AP50 of 0.08 is not "worse" than a mask AP of 0.10
+    with pytest.warns(UserWarning, match="best_metric is now bbox_AP50.*step 300.*segm_AP"):
+        assert improves(best, ("bbox_AP50", 0.08))
