@@ -86,3 +86,38 @@ class MultiClassTracker:
     @property
     def num_tracks(self) -> int:
         return self._next_id - 1
+
+
+STABLE_SECONDS = (3, 5)   # what the video summary counts stable tracks at
+STABLE_COVERAGE = 0.8     # ... when the object was detected in at least this share of the span
+
+
+class TrackLog:
+    """First frame, last frame and number of frames of every track, per class: a video
+    without ground truth is judged by how many of its tracks last, not by how many start."""
+
+    def __init__(self):
+        self.spans: dict[str, dict[int, list[int]]] = {}  # class -> id -> [first, last, frames seen]
+
+    def add(self, cls: str, track_id: int, frame: int) -> None:
+        s = self.spans.setdefault(cls, {}).get(track_id)
+        if s is None:
+            self.spans[cls][track_id] = [frame, frame, 1]
+        elif frame != s[1]:
+            s[1], s[2] = frame, s[2] + 1
+
+    def count(self, cls: str) -> int:
+        return len(self.spans.get(cls, {}))
+
+    def stable(self, cls: str, fps: float, seconds: float, min_coverage: float = STABLE_COVERAGE) -> int:
+        """Tracks spanning at least `seconds` (first to last frame, at `fps` processed frames
+        per second) with their object detected in at least `min_coverage` of those frames."""
+        n = 0
+        for first, last, seen in self.spans.get(cls, {}).values():
+            span = last - first + 1
+            n += span >= seconds * fps and seen >= min_coverage * span
+        return n
+
+    def summary(self, cls: str, fps: float) -> dict:
+        return {"tracks": self.count(cls),
+                "stable_tracks": {f"{s}s": self.stable(cls, fps, s) for s in STABLE_SECONDS}}

@@ -15,7 +15,7 @@ from pipeline.common import UserError
 from pipeline.detections import Detections
 from pipeline.mot import evaluate_tracking, read_mot, write_mot
 from pipeline.sources import Frame
-from pipeline.tracking import MultiClassTracker, TrackingConfig
+from pipeline.tracking import MultiClassTracker, TrackingConfig, TrackLog
 from pipeline.video import frame_record
 
 
@@ -226,3 +226,27 @@ def test_missing_trackeval_is_one_line_naming_the_install(monkeypatch):
     with pytest.raises(mot.TrackEvalMissing, match=r"pip install --no-deps trackeval==1\.0\.0") as e:
         mot.evaluate_tracking(rows, rows)
     assert isinstance(e.value, UserError) and "\n" not in str(e.value)
+
+
+def test_track_log_counts_tracks_that_last_and_are_seen_most_of_their_span():
+    log = TrackLog()
+    for f in range(30):                      # 3.0 s at 10 fps, seen every frame
+        log.add("pedestrian", 1, f)
+    for f in range(0, 60):                   # 6 s but seen in 2 of 3 frames (< 80 %)
+        if f % 3 or f in (0, 59):
+            log.add("pedestrian", 2, f)
+    for f in range(10, 70):                  # 6 s, one gap of 5 frames (55 of 60: 92 %)
+        if not 30 <= f < 35:
+            log.add("pedestrian", 3, f)
+    for f in range(29):                      # 2.9 s: short of 3 s
+        log.add("pedestrian", 4, f)
+    log.add("pallet_jack", 7, 3)
+    log.add("pallet_jack", 7, 3)             # the same frame twice counts once
+    assert log.spans["pallet_jack"][7] == [3, 3, 1]
+    assert log.count("pedestrian") == 4 and log.count("pallet_jack") == 1 and log.count("other") == 0
+    assert log.stable("pedestrian", 10.0, 3) == 2             # tracks 1 and 3
+    assert log.stable("pedestrian", 10.0, 5) == 1             # track 3
+    assert log.stable("pedestrian", 10.0, 5, min_coverage=0.6) == 2
+    assert log.stable("pedestrian", 5.0, 5) == 3              # at 5 fps 25 frames are 5 s: 1, 3 and 4
+    assert log.summary("pedestrian", 10.0) == {"tracks": 4, "stable_tracks": {"3s": 2, "5s": 1}}
+    assert log.summary("pallet_jack", 10.0) == {"tracks": 1, "stable_tracks": {"3s": 0, "5s": 0}}

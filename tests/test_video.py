@@ -318,6 +318,10 @@ def test_cli_end_to_end_on_clip_with_corrupt_frame(tmp_path, checkpoint, capsys)
     assert s["skipped_files"] == ["000003.png"] and s["checkpoint"]["sha256"] == sha
     n_dets = sum(len(f["detections"]) for f in frames)
     assert sum(v["detections"] for v in s["per_class"].values()) == n_dets
+    n_ids = len({d["track_id"] for f in frames for d in f["detections"] if d["track_id"] is not None})
+    assert sum(v["tracks"] for v in s["per_class"].values()) == n_ids
+    # 5 frames at 10 fps last 0.5 s: no track can count as stable
+    assert all(v["stable_tracks"] == {"3s": 0, "5s": 0} for v in s["per_class"].values())
     assert s["video"]["encoder"] == "ffmpeg libx264" and s["video"]["frames"] == 5
     det, trk = s["metrics"]["detection"], s["metrics"]["tracking"]
     assert set(det) == {"bbox", "segm", "images"} and det["images"] == 5

@@ -13,7 +13,8 @@ from pipeline.video.loop import run
 
 
 def summary_line(s: dict) -> str:
-    cls = ", ".join(f"{n} {v['detections']} dets/{v['tracks']} tracks" for n, v in s["per_class"].items())
+    cls = ", ".join(f"{n} {v['detections']} dets/{v['tracks']} tracks ({v['stable_tracks']['3s']} >= 3 s)"
+                    for n, v in s["per_class"].items())
     line = (f"video {s['status']}: {s['frames']} frames in {s['seconds']:.1f} s ({s['fps'] or 0:.2f} fps), "
             f"{cls}; skipped {s['skipped_frames']} -> {s['outputs']['video']}")
     m = s.get("metrics", {})

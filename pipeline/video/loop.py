@@ -27,7 +27,7 @@ from pipeline.common import (
 )
 from pipeline.predictors import Predictor, load_predictor
 from pipeline.sources import ClipSource, Frame, FrameSource, open_source, prefetch
-from pipeline.tracking import MultiClassTracker
+from pipeline.tracking import MultiClassTracker, TrackLog
 from pipeline.video.config import VideoConfig
 from pipeline.video.records import frame_record, output_paths
 from pipeline.video.scoring import Scorer
@@ -99,7 +99,7 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
               "source": src.describe(), "fps": src.out_fps, "width": src.size[0], "height": src.size[1],
               "classes": CLASS_NAMES, "coordinates": "pixels of the processed frame (width x height)"}
     counts: Counter = Counter()
-    tracks: dict[str, set] = {n: set() for n in CLASS_NAMES[1:]}
+    tracks = TrackLog()
     status, error = "complete", None
     frames_done, t_start = 0, time.perf_counter()
     infer_s = 0.0
@@ -128,7 +128,7 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
                 counts.update(frame_counts)
                 for lab, tid in zip(dets.labels, dets.track_ids, strict=True):
                     if tid >= 0:
-                        tracks[CLASS_NAMES[int(lab)]].add(int(tid))
+                        tracks.add(CLASS_NAMES[int(lab)], int(tid), frames_done)
                 banner = f"{fps_e2e:.1f} fps  " + "  ".join(f"{n} {frame_counts.get(n, 0)}" for n in CLASS_NAMES[1:])
                 writer.put(frame.image, dets, banner, overlay)
                 if scorer is not None:
@@ -166,7 +166,8 @@ def _process(cfg: VideoConfig, src: FrameSource, predictor: Predictor, ckpt_info
                    "skipped_files": src.skipped_names[:50], "seconds": round(elapsed, 3),
                    "fps": round(frames_done / elapsed, 3) if elapsed > 0 else None,
                    "inference_seconds": round(infer_s, 3),  # the rest is decode/track/draw/encode not hidden
-                   "per_class": {n: {"detections": counts.get(n, 0), "tracks": len(tracks[n])}
+                   # stable: lasting >= 3 s / 5 s, detected in >= 80 % of its frames (pipeline.tracking)
+                   "per_class": {n: {"detections": counts.get(n, 0), **tracks.summary(n, src.out_fps)}
                                  for n in CLASS_NAMES[1:]},
                    "outputs": {k: str(v) for k, v in paths.items()}, "video": video_info,
                    "config": config_to_dict(cfg), "versions": package_versions()}
