@@ -37,7 +37,7 @@ from blender import writer
 from blender.job import FrameFactory, FrameJob
 from blender.job_config import ClipJobConfig, config_hash
 from blender.plan import ScenePlan, load_human_index, plan_scene
-from blender.plan.motion import Motion, frame_plan, plan_motion
+from blender.plan.motion import Motion, MoverStates, frame_plan, plan_motion
 from blender.plan.scenario import plan_scenario
 from blender.plan.site import AssetSpec
 from pipeline.analytics.clip_truth import write_clip_truth
@@ -111,10 +111,11 @@ def make_clip_frames(cfg: ClipJobConfig):
     frames = BlenderFrames(cfg)
     library = load_human_index(cfg.humans_dir) if frames.humans is not None else None
     plan, motion, _ = clip_plan(cfg, library, frames.assets)
+    states = MoverStates()
 
     def make_plan(k: int):
         _, seed_rng, post_rng = image_rngs(cfg.clip.seed, k)
-        return frame_plan(plan, motion, k, cfg.clip.fps, cfg.clip.stride_m), seed_rng, post_rng
+        return frame_plan(plan, motion, k, cfg.clip.fps, cfg.clip.stride_m, states), seed_rng, post_rng
 
     def frame(k: int):
         from blender.truth import scene_floor_truth

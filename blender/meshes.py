@@ -160,6 +160,15 @@ def _fan(idx: np.ndarray) -> np.ndarray:
     return np.c_[tris, np.full(len(tris), -1)]
 
 
+def alive(meshes) -> bool:
+    """False once Blender freed any of these meshes (a factory reset or a file load between
+    jobs): process-level mesh caches check this before handing out what they hold."""
+    try:
+        return all(bpy.data.meshes.get(m.name) == m for m in meshes)
+    except ReferenceError:
+        return False
+
+
 def collection() -> bpy.types.Collection:
     coll = bpy.data.collections.get(COLLECTION)
     if coll is None:

@@ -17,7 +17,7 @@ from blender.job_config import ClipJobConfig, ClipSettings
 from blender.plan import SceneConfig, ScenePlan, plan_scene
 from blender.plan.actors import PERSON_FOOT
 from blender.plan.geometry import Footprint, footprints_overlap, jack_extent
-from blender.plan.motion import frame_plan, phase_cycle, plan_motion
+from blender.plan.motion import MoverStates, frame_plan, phase_cycle, plan_motion
 from blender.plan.scene_plan import Cone, PalletStack, UserAsset
 from blender.plan.site import AssetSpec
 from pipeline.common import UserError, load_config
@@ -217,6 +217,12 @@ def test_movers_keep_clear_of_parked_site_assets_props_and_standing_people():
     ys = [f.pallet_jacks[0].y for f in frames]
     assert max(ys) < 19.0 - 0.35 and max(ys) - min(ys) > 2.0
     assert frame_plan(plan, motion, 119, fps=10, stride_m=1.4) == frames[119]   # deterministic
+    # continuing from the previous frame's poses (what a clip job does) gives the same plans as
+    # replaying from frame 0, in order, with gaps (shards, resumed jobs) and going back
+    states = MoverStates()
+    for k in [*range(60), 75, 76, 119, 30, 31, 118]:
+        assert frame_plan(plan, motion, k, fps=10, stride_m=1.4, states=states) == frames[k], k
+    assert states.frame == 118
 
 
 def test_clip_movers_never_cross_static_footprints():

@@ -75,8 +75,29 @@ def test_blender_imports_the_library_upright_with_region_slots(tmp_path):
     assert co[:, 2].max() == pytest.approx(rec["height"], abs=1e-3)
     vest, vregions = lib.get(rec["vest_file"])
     assert set(vregions) == {"vest", "stripe"} and len(vest.polygons) > 500
-    assert lib.get(rec["file"])[0] is me                          # imported once per frame
+    assert lib.get(rec["file"])[0] is me                          # imported once
     assert not [m for m in bpy.data.materials if m.name.split(".")[0] in REGIONS]
+
+
+@pytest.mark.blender
+def test_library_meshes_outlive_the_frame_and_come_back_after_a_reset(tmp_path):
+    bpy = pytest.importorskip("bpy")
+    from blender.assets.pedestrian import human_meshes
+    from blender.scene import clear_scene
+
+    out = tmp_path / "humans"
+    generate(out, count=1, seed=0, progress=False)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    lib = human_meshes(out)
+    assert human_meshes(out) is lib                               # one cache per library
+    rec = lib.index["h0000"]
+    me, regions = lib.get(rec["file"], rec)
+    n_faces = len(me.polygons)
+    clear_scene()                                                 # the end of a frame
+    assert lib.get(rec["file"], rec)[0] is me and bpy.data.meshes.get(me.name) == me
+    bpy.ops.wm.read_factory_settings(use_empty=True)              # Blender freed it: imported again
+    me2, regions2 = lib.get(rec["file"], rec)
+    assert len(me2.polygons) == n_faces and regions2 == regions and bpy.data.meshes.get(me2.name) == me2
 
 
 def test_load_index_is_the_one_reader(tmp_path):

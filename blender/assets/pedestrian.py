@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from blender.materials import Materials, fabric
-from blender.meshes import MeshBuilder, add_object, rot_z
+from blender.meshes import MeshBuilder, add_object, alive, rot_z
 from blender.plan.scene_plan import Person
 from pipeline.humans import load_human_index
 
@@ -136,8 +136,24 @@ def extra_regions(rec: dict, centers: np.ndarray, regions: np.ndarray, names: li
     return out
 
 
+_LIBRARIES: dict[tuple[str, float], HumanMeshes] = {}
+
+
+def human_meshes(humans_dir: Path | str) -> HumanMeshes:
+    """The process's mesh cache of one library (renewed when its index.json changes). OBJ
+    import was the costliest step of a frame's build (~0.25 s of ~0.55): imported bodies
+    now outlive the frame (fake user, so clear_scene leaves them) and the library's meshes
+    are each imported once per job."""
+    path = Path(humans_dir) / "index.json"
+    key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else 0.0)
+    if key not in _LIBRARIES:
+        _LIBRARIES[key] = HumanMeshes(Path(humans_dir))
+    return _LIBRARIES[key]
+
+
 class HumanMeshes:
-    """Imports each library OBJ at most once per frame; persons share meshes (object-linked materials)."""
+    """Imports each library OBJ at most once (again only if Blender freed it); persons share
+    meshes (object-linked materials), so a mesh is never changed after import."""
 
     def __init__(self, humans_dir: Path):
         self.dir = Path(humans_dir)
@@ -155,7 +171,7 @@ class HumanMeshes:
     def get(self, filename: str, rec: dict | None = None) -> tuple[bpy.types.Mesh, list[str]]:
         """The mesh of `filename` and its region per material slot; a body (given its `rec`) also
         gets the `hands` and `shins` slots and its anchors (self.anchors[filename])."""
-        if filename not in self._meshes:
+        if filename not in self._meshes or not alive([self._meshes[filename][0]]):
             path = self.dir / filename
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: human mesh missing (re-run `make humans`)")
@@ -181,6 +197,7 @@ class HumanMeshes:
                     me.materials.append(None)
                 me.polygons.foreach_set("material_index", split.astype(np.int32))
                 regions = regions + list(EXTRA_REGIONS)
+            me.use_fake_user = True
             self._meshes[filename] = (me, regions)
         return self._meshes[filename]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from blender.meshes import add_object
+from blender.meshes import add_object, alive
 from blender.plan.scene_plan import UserAsset
 from blender.plan.site import AssetSpec
 from pipeline.common import UserError
@@ -67,7 +67,7 @@ def load_asset(path: str | Path) -> LoadedAsset:
     except OSError:
         raise UserError(f"{path}: asset file not found") from None
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-    if key in _LIBRARY and _alive(_LIBRARY[key]):
+    if key in _LIBRARY and alive(_LIBRARY[key].meshes):
         return _LIBRARY[key]
     try:
         objects = _import(p)
@@ -98,14 +98,6 @@ def load_asset(path: str | Path) -> LoadedAsset:
     asset = LoadedAsset(meshes, co.min(0), co.max(0))
     _LIBRARY[key] = asset
     return asset
-
-
-def _alive(asset: LoadedAsset) -> bool:
-    """False once Blender freed the meshes (a factory reset or a file load between jobs)."""
-    try:
-        return all(bpy.data.meshes.get(m.name) == m for m in asset.meshes)
-    except ReferenceError:
-        return False
 
 
 def _coords(me) -> np.ndarray:

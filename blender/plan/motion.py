@@ -200,8 +200,22 @@ def _set_phase(p: Person, cycle: list[PhaseMesh], start: str | None, dist: float
     p.mesh_id = min(cycle, key=lambda m: min(abs(m.phase - phase), 1 - abs(m.phase - phase))).id
 
 
-def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m: float) -> ScenePlan:
-    """The plan of frame `frame`: the base plan with movers advanced by frame/fps seconds."""
+class MoverStates:
+    """Where the movers of one clip stood at the last frame planned. The walk is a step-by-step
+    simulation whose only state is the movers' poses, so frame k continues from an earlier
+    frame's poses instead of replaying k steps from frame 0 (same floats, same order: the
+    same plan). A clip renders its frames in order, so a clip of n frames costs n steps, not
+    n^2 / 2. Valid for one (base plan, motion, fps) only."""
+
+    def __init__(self):
+        self.frame = 0
+        self.poses: list[tuple[float, float, float, float]] | None = None   # (x, y, yaw, dist)
+
+
+def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m: float,
+               states: MoverStates | None = None) -> ScenePlan:
+    """The plan of frame `frame`: the base plan with movers advanced by frame/fps seconds.
+    `states` (one per clip) lets frames planned in order continue from the previous one."""
     plan = copy.deepcopy(base)
     dt = 1.0 / fps
     lay = plan.layout
@@ -216,7 +230,14 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
         j, pi = base.pallet_jacks[ji], base.pallet_jacks[ji].pushed_by   # pi None: a scenario's jack drives on its own
         body = _jack_body(j, None if pi is None else base.pedestrians[pi])
         movers.append(_Mover(body, j.x, j.y, j.yaw, motion.pallet_jacks[ji].speed))
-    _walk(lay, static, movers, dt, frame)
+    start = 0
+    if states is not None and states.poses is not None and states.frame <= frame:
+        start = states.frame
+        for m, (x, y, yaw, dist) in zip(movers, states.poses, strict=True):
+            m.x, m.y, m.yaw, m.dist = x, y, yaw, dist
+    _walk(lay, static, movers, dt, frame - start)
+    if states is not None:
+        states.frame, states.poses = frame, [(m.x, m.y, m.yaw, m.dist) for m in movers]
     for k, m in zip(walkers, movers[:len(walkers)], strict=True):
         p = plan.pedestrians[k]
         p.x, p.y, p.yaw = m.x, m.y, m.yaw

@@ -20,7 +20,7 @@ import bpy
 from blender.assets.distractors import build_distractor
 from blender.assets.loads import LoadMeshes
 from blender.assets.pallet_jack import build_pallet_jack
-from blender.assets.pedestrian import HumanMeshes, build_pedestrian
+from blender.assets.pedestrian import build_pedestrian, human_meshes
 from blender.assets.user import build_user_asset, load_asset
 from blender.materials import Materials
 from blender.meshes import COLLECTION
@@ -50,8 +50,9 @@ def build_scene(plan: ScenePlan, humans_dir: Path | str | None) -> list[Instance
         if humans_dir is None:
             raise ValueError("plan has pedestrians but no human mesh library was given")
         # OBJ import is an operator that re-evaluates the whole view layer: do it while the
-        # scene is still empty (~30 ms per mesh instead of ~250 ms in a built warehouse)
-        humans = HumanMeshes(Path(humans_dir))
+        # scene is still empty (~30 ms per mesh instead of ~250 ms in a built warehouse);
+        # meshes imported for earlier frames are kept for the job
+        humans = human_meshes(humans_dir)
         humans.preload(plan.pedestrians)
     for a in plan.assets:  # imports too, while the scene is empty (cached after the first frame)
         load_asset(a.path)
