@@ -37,7 +37,7 @@ from blender import writer
 from blender.job import FrameFactory, FrameJob
 from blender.job_config import ClipJobConfig, config_hash
 from blender.plan import ScenePlan, load_human_index, plan_scene
-from blender.plan.motion import Motion, MoverStates, frame_plan, plan_motion
+from blender.plan.motion import MOTION_VERSION, Motion, MoverStates, frame_plan, plan_motion
 from blender.plan.scenario import plan_scenario
 from blender.plan.site import AssetSpec
 from pipeline.analytics.clip_truth import write_clip_truth
@@ -152,10 +152,10 @@ def main(argv: Sequence[str] | None = None, frame_factory: FrameFactory = make_c
     # the dataset manifest machinery: the clip's name/seed/length sit where a dataset's do
     manifest_config = {**resolved, "dataset": {"name": cfg.clip.name, "seed": cfg.clip.seed,
                                                "num_images": cfg.clip.num_frames}}
-    # a clip may grow longer: its frame count is not part of what frame k looks like
-    # and a clip without a scenario hashes as it did before scenarios existed
+    # a clip may grow longer: its frame count is not part of what frame k looks like; the
+    # motion model's version is
     clip_keys = {k: v for k, v in resolved["clip"].items() if not (k == "scenario" and v is None)}
-    cfg_hash = config_hash({**resolved, "clip": {**clip_keys, "num_frames": None}})
+    cfg_hash = config_hash({**resolved, "clip": {**clip_keys, "num_frames": None}, "motion": MOTION_VERSION})
     rules = None
     if cfg.clip.scenario is not None:  # planned up front: a scenario that cannot fit fails before rendering
         from blender.frames import site_assets  # site models change the base plan: measured alike

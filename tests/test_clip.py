@@ -194,8 +194,10 @@ def _collisions(plan: ScenePlan, motion, frames: int, fps: float) -> list[tuple[
 
 
 def test_movers_keep_clear_of_parked_site_assets_props_and_standing_people():
-    """A prop in the walker's way, a parked site jack in the pushed jack's: both turn back short
-    of them, every frame clear, and the walker's body keeps stepping through its walk cycle."""
+    """A prop in the walker's way, a parked site jack in the pushed jack's: the walker steps
+    around the prop (right side first) and takes its heading up again, the pushed jack keeps its
+    lane and turns back short of the site jack; every frame clear, and the walker's body keeps
+    stepping through its walk cycle."""
     base = tiny_plan()
     site_jack = UserAsset(path="site/jack.glb", category="pallet_jack", scale=1.0, size=[1.6, 0.7, 1.2],
                           x=14.0, y=19.0, yaw=0.0)
@@ -208,14 +210,19 @@ def test_movers_keep_clear_of_parked_site_assets_props_and_standing_people():
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
     assert _collisions(plan, motion, 120, fps=10) == []
     frames = [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in range(120)]
-    xs = [f.pedestrians[0].x for f in frames]
-    # between the cone (x 0.9) and the pallet stack (x 4.4 .. 5.6): back and forth, both ways
-    assert max(xs) < 5.0 - 0.6 - 0.375 and min(xs) > 0.9 + 0.19 + 0.375
-    assert max(xs) - min(xs) > 1.5 and {round(math.cos(f.pedestrians[0].yaw)) for f in frames} == {-1, 1}
-    assert {f.pedestrians[0].mesh_id for f in frames} == {"w0", "w1"}   # one body, its walk cycle
+    walker = [f.pedestrians[0] for f in frames]
+    # the pallet stack (x 4.4 .. 5.6, y 9.6 .. 10.4) is passed on the walker's right (-y) ...
+    beside = [p for p in walker[:40] if 4.4 - 0.375 < p.x < 5.6 + 0.375]
+    assert beside and all(p.y < 9.6 - 0.275 for p in beside)
+    # ... then it walks on along +x (its heading again) up to the rack (x0 8 minus clearance)
+    past = next(k for k, p in enumerate(walker) if p.x > 5.6 + 0.375)
+    assert math.cos(walker[past + 2].yaw) == pytest.approx(1.0)
+    assert max(p.x for p in walker) < 8.0 - 0.45 + 1e-9 and round(math.cos(walker[-1].yaw)) == -1
+    assert {p.mesh_id for p in walker} == {"w0", "w1"}   # one body, its walk cycle
     # the pushed jack turned back before the parked site jack, its pusher with it
     ys = [f.pallet_jacks[0].y for f in frames]
     assert max(ys) < 19.0 - 0.35 and max(ys) - min(ys) > 2.0
+    assert all(math.cos(f.pallet_jacks[0].yaw) == pytest.approx(0.0, abs=1e-9) for f in frames)   # its lane
     assert frame_plan(plan, motion, 119, fps=10, stride_m=1.4) == frames[119]   # deterministic
     # continuing from the previous frame's poses (what a clip job does) gives the same plans as
     # replaying from frame 0, in order, with gaps (shards, resumed jobs) and going back
@@ -261,9 +268,10 @@ def _frames(plan: ScenePlan, motion, n: int) -> list[ScenePlan]:
     return [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in range(n)]
 
 
-def test_walkers_heading_at_each_other_turn_back_and_keep_their_body_and_walk_cycle():
-    """Two walkers on one line, face to face: neither walks through the other; each turns back
-    short of the other, stepping through its own body's walk cycle, the same every time."""
+def test_walkers_heading_at_each_other_step_aside_pass_and_keep_their_body_and_walk_cycle():
+    """Two walkers on one line, face to face: each steps to its right, they pass side by side
+    without touching and walk on along their headings, each stepping through its own body's
+    walk cycle, the same every time."""
     base = tiny_plan()
     a, b = base.pedestrians[0], replace(base.pedestrians[0], mesh_id="v0")
     plan = replace(base, pedestrians=[replace(a, x=11.0, y=8.0, yaw=0.0), replace(b, x=19.0, y=8.0, yaw=math.pi),
@@ -272,22 +280,41 @@ def test_walkers_heading_at_each_other_turn_back_and_keep_their_body_and_walk_cy
     cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY + OTHER_WALKER)
     assert [m.speed for m in motion.pedestrians] == [1.0, 1.0, 0.0, 0.0]
-    assert _collisions(plan, motion, 120, fps=10) == []
-    frames = _frames(plan, motion, 120)
-    xa, xb = [f.pedestrians[0].x for f in frames], [f.pedestrians[1].x for f in frames]
-    assert all(x < y - 0.75 for x, y in zip(xa, xb, strict=True))   # never side by side, never crossed
-    # each came within a stride of the other, then walked back: both ways, both of them
-    assert min(y - x for x, y in zip(xa, xb, strict=True)) < 0.75 + 0.2
-    for i in (0, 1):
-        assert {round(math.cos(f.pedestrians[i].yaw)) for f in frames} == {-1, 1}
-    assert {f.pedestrians[0].mesh_id for f in frames} == {"w0", "w1"}   # one body, its walk cycle ...
-    assert {f.pedestrians[1].mesh_id for f in frames} == {"v0", "v1"}   # ... each
-    assert _frames(plan, motion, 120) == frames   # deterministic
+    assert _collisions(plan, motion, 60, fps=10) == []
+    frames = _frames(plan, motion, 60)
+    pa, pb = [f.pedestrians[0] for f in frames], [f.pedestrians[1] for f in frames]
+    crossed = next(k for k in range(60) if pa[k].x > pb[k].x)   # they passed each other ...
+    assert pa[crossed].y < 8.0 < pb[crossed].y                   # ... each on its right
+    assert pb[crossed].y - pa[crossed].y >= 0.55                 # side by side, footprints apart
+    # walking on along their headings, a little aside of their first line
+    assert math.cos(pa[-1].yaw) == pytest.approx(1.0) and math.cos(pb[-1].yaw) == pytest.approx(-1.0)
+    assert pa[-1].x > 16.0 and pb[-1].x < 14.0
+    assert 7.0 < pa[-1].y < 8.0 < pb[-1].y < 9.0
+    assert {p.mesh_id for p in pa} == {"w0", "w1"}   # one body, its walk cycle ...
+    assert {p.mesh_id for p in pb} == {"v0", "v1"}   # ... each
+    assert _frames(plan, motion, 60) == frames   # deterministic
 
 
-def test_a_walker_meeting_a_pushed_jack_turns_back_and_the_pusher_does_not_block_its_jack():
-    """A walker heading at a pushed jack's forks: no overlap with the jack or its pusher in any
-    frame; the jack keeps rolling behind its own pusher (one mover: they never block each other)."""
+def test_a_walker_with_no_way_around_turns_back():
+    """A row of crates across the whole hall: no way around in sight, so the walker walks up to
+    it and turns back, every frame clear."""
+    base = tiny_plan()
+    wall = UserAsset(path="site/crates.obj", category="crate", scale=1.0, size=[20.0, 0.8, 1.0], x=10.0, y=4.0, yaw=0.0)
+    plan = replace(base, assets=[wall], pedestrians=[replace(base.pedestrians[0], x=4.0, y=1.0, yaw=math.pi / 2),
+                                                     *base.pedestrians[1:]])
+    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
+    assert _collisions(plan, motion, 60, fps=10) == []
+    walker = [f.pedestrians[0] for f in _frames(plan, motion, 60)]
+    assert max(p.y for p in walker) < 4.0 - 0.4 - 0.275
+    # turned back (and at the hall's wall, again)
+    assert any(math.sin(p.yaw) < -0.99 for p in walker) and math.sin(walker[-1].yaw) > 0.99
+
+
+def test_a_walker_meeting_a_pushed_jack_steps_around_it_and_the_jack_keeps_its_lane():
+    """A walker heading at a pushed jack's forks: it steps aside and passes the jack and its
+    pusher, no overlap in any frame; the jack keeps rolling in its lane behind its own pusher
+    (one mover: they never block each other), never held up."""
     base = tiny_plan()
     walker = replace(base.pedestrians[0], x=14.0, y=24.0, yaw=-math.pi / 2)
     plan = replace(base, pedestrians=[walker, *base.pedestrians[1:]])
@@ -295,11 +322,14 @@ def test_a_walker_meeting_a_pushed_jack_turns_back_and_the_pusher_does_not_block
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
     assert _collisions(plan, motion, 120, fps=10) == []
     frames = _frames(plan, motion, 120)
-    ys = [f.pedestrians[0].y for f in frames]
-    assert min(ys) > 17.0 and round(math.sin(frames[-1].pedestrians[0].yaw)) == 1   # turned back
+    # past the pusher (1 m behind the jack) ...
+    assert any(f.pedestrians[0].y < f.pedestrians[2].y - 0.5 for f in frames)
+    # ... on its right (-x, heading -y)
+    assert all(f.pedestrians[0].x < 14.0 for f in frames if abs(f.pedestrians[0].y - f.pallet_jacks[0].y) < 1.5)
     assert {f.pedestrians[0].mesh_id for f in frames} == {"w0", "w1"}
     jy = [f.pallet_jacks[0].y for f in frames]
     assert jy[-1] - jy[0] == pytest.approx(0.5 * 11.9)   # never held up: by its pusher or the walker
+    assert all(f.pallet_jacks[0].x == 14.0 for f in frames)
     assert [f.pedestrians[2].y for f in frames] == pytest.approx([y - 1.0 for y in jy])
     assert _frames(plan, motion, 120) == frames
 

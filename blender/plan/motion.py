@@ -1,11 +1,15 @@
-"""A scene plan over time, for clips: walking pedestrians move along their facing direction
-through the walk phases of their library mesh, pushed pallet jacks roll with their pusher, a
-robot camera glides forward; the rest stays put. Movers turn back at racks and walls, before
-their footprint would come near a static thing's (site assets, props, standing people, parked
-jacks) and before it would overlap another mover's (a walker, a pushed jack with its pusher);
-where facing back is blocked too, they wait. All movers step together, one after another in a
-fixed order (walkers by index, then pushed jacks), each checked against where the others stand
-at that moment: no two movers' footprints overlap in any frame."""
+"""A scene plan over time, for clips: walking pedestrians move along their heading through the
+walk phases of their library mesh, pushed pallet jacks roll with their pusher, a robot camera
+glides forward; the rest stays put. Movers turn back at racks and walls. A walker that sees a
+static thing (site asset, prop, standing person, parked jack) or another mover (a walker, a
+pushed jack with its pusher) in its way within LOOKAHEAD_M steps around it: it walks at the
+smallest deviation from its heading, right side first, whose next step and look-ahead point
+are clear, and takes its heading up again once the way is free. A pushed jack keeps its lane
+(its pusher would swing sideways), as do a scenario's scripted walkers; these and a walker
+with no way around turn back, and where facing back is blocked too, they wait. All movers
+step together, one after another in a fixed order (walkers by index, then pushed jacks), each
+checked against where the others stand at that moment: no two movers' footprints overlap in
+any frame."""
 
 from __future__ import annotations
 
@@ -26,6 +30,11 @@ from blender.plan.site import asset_footprint
 if TYPE_CHECKING:  # job_config imports the plan package: only the type is needed here
     from blender.job_config import ClipSettings
 
+# what a clip's frames look like depends on the motion model: part of the clip's config hash,
+# so a clip folder half-rendered under an older model is refused instead of continued.
+# 2: walkers step around what they see in their way (1: they turned back)
+MOTION_VERSION = 2
+
 # walkers keep this far from walls and rack faces, and turn around there
 WALK_CLEARANCE_M = 0.45
 # movers' footprints and static things' footprints are each grown by this before the overlap
@@ -36,6 +45,16 @@ STATIC_CLEARANCE_M = 0.1
 # A person's walking footprint (0.75 x 0.55 m) already holds its swinging arms and stride, and
 # scenario near_miss passes a jack at 0.6 m between centres: a 0.2 m gap would stop that pass
 MOVER_CLEARANCE_M = 0.0
+# a walker looks this far along its heading for things in its way (two body lengths: enough to
+# step aside before touching at walking speed, short enough not to swerve at far-off things)
+LOOKAHEAD_M = 1.2
+# a walker's deviations from its heading, tried in order: right of way to the right (yaw grows
+# counter-clockwise, so right is negative). Not square to it: a walker would pace sideways
+# along a wall of crates instead of turning back
+STEER_DEG = (0.0, -30.0, 30.0, -60.0, 60.0)
+# the look-ahead keeps a walker's footprint this far off others' (each grown by it: 0.2 m apart),
+# so it passes a mover coming the other way with room to spare instead of blocking it
+STEER_CLEARANCE_M = 0.1
 
 
 @dataclass
@@ -48,6 +67,7 @@ class PhaseMesh:
 class PersonMotion:
     speed: float           # m/s; 0 stands still
     cycle: list[PhaseMesh]  # library meshes to step through; fewer than 2: the mesh stays
+    keeps_lane: bool = False   # a scenario's scripted walker: no stepping around (its pass is the point)
 
 
 @dataclass
@@ -118,15 +138,16 @@ def static_footprints(plan: ScenePlan, motion: Motion) -> list[Footprint]:
 Body = Callable[[float, float, float], list[Footprint]]   # a mover's footprints at (x, y, yaw)
 
 
-def _clear(layout: Layout, static: list[Footprint], movers: list[Footprint], body: Body,
-           x: float, y: float, yaw: float) -> bool:
-    """Whether a mover at (x, y, yaw) keeps clear of walls and racks (its centre), of the
-    static things and of the other movers (`movers`: their footprints; its footprints)."""
-    if _blocked(layout, x, y):
+def _clear(layout: Layout | None, static: list[Footprint], movers: list[Footprint], body: Body,
+           x: float, y: float, yaw: float, mover_clearance: float = MOVER_CLEARANCE_M) -> bool:
+    """Whether a mover at (x, y, yaw) keeps clear of walls and racks (its centre; `layout` None:
+    not checked), of the static things and of the other movers (`movers`: their footprints; its
+    footprints)."""
+    if layout is not None and _blocked(layout, x, y):
         return False
     fps = body(x, y, yaw)
     return not any(footprints_overlap(fp, s, STATIC_CLEARANCE_M) for fp in fps for s in static) and not any(
-        footprints_overlap(fp, o, MOVER_CLEARANCE_M) for fp in fps for o in movers)
+        footprints_overlap(fp, o, mover_clearance) for fp in fps for o in movers)
 
 
 @dataclass
@@ -136,32 +157,51 @@ class _Mover:
     body: Body
     x: float
     y: float
-    yaw: float
+    yaw: float          # facing now
     speed: float
+    heading: float      # where it is going: its yaw unless it is stepping around something
+    steers: bool        # walkers step around things; pushed jacks keep their lane
     dist: float = 0.0   # walked so far
 
     def footprints(self) -> list[Footprint]:
         return self.body(self.x, self.y, self.yaw)
 
+    def ahead(self, yaw: float, dist: float) -> tuple[float, float]:
+        return self.x + math.cos(yaw) * dist, self.y + math.sin(yaw) * dist
+
+
+def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footprint], dt: float) -> None:
+    """One step of mover `m` (see the module docstring); `others`: the other movers' footprints."""
+    step = m.speed * dt
+    if m.steers and not _blocked(layout, *m.ahead(m.heading, step)):
+        for dev in STEER_DEG:
+            yaw = m.heading + math.radians(dev)
+            if (_clear(layout, static, others, m.body, *m.ahead(yaw, step), yaw)
+                    and _clear(None, static, others, m.body, *m.ahead(yaw, LOOKAHEAD_M), yaw, STEER_CLEARANCE_M)):
+                break
+        else:   # no way around in sight: walk on while the next step is clear
+            yaw = m.heading
+    else:
+        yaw = m.heading
+    nx, ny = m.ahead(yaw, step)
+    if _clear(layout, static, others, m.body, nx, ny, yaw):
+        m.x, m.y, m.yaw = nx, ny, yaw
+        m.dist += step
+    elif _clear(layout, static, others, m.body, m.x, m.y, m.heading + math.pi):
+        m.heading += math.pi
+        m.yaw = m.heading
+
 
 def _walk(layout: Layout, static: list[Footprint], movers: list[_Mover], dt: float, steps: int) -> None:
-    """Advance `movers` by `steps` steps along their yaw, one mover after another in list order,
-    each checked against the others where they stand then (this step's place for those before
-    it, the last step's for those after): it turns around where the way is blocked or, where
-    facing back is blocked too, waits for the step. Every pose taken is clear of every other
-    mover's pose at the end of the step, so no two movers overlap in any frame."""
+    """Advance `movers` by `steps` steps, one mover after another in list order, each checked
+    against the others where they stand then (this step's place for those before it, the last
+    step's for those after). Every pose taken is clear of every other mover's pose at the end
+    of the step, so no two movers overlap in any frame."""
     placed = [m.footprints() for m in movers]
     for _ in range(steps):
         for i, m in enumerate(movers):
             others = [fp for k, fps in enumerate(placed) if k != i for fp in fps]
-            nx, ny = m.x + math.cos(m.yaw) * m.speed * dt, m.y + math.sin(m.yaw) * m.speed * dt
-            if not _clear(layout, static, others, m.body, nx, ny, m.yaw):
-                if _clear(layout, static, others, m.body, m.x, m.y, m.yaw + math.pi):
-                    m.yaw += math.pi
-                    placed[i] = m.footprints()
-                continue
-            m.x, m.y = nx, ny
-            m.dist += m.speed * dt
+            _step(m, layout, static, others, dt)
             placed[i] = m.footprints()
 
 
@@ -209,7 +249,7 @@ class MoverStates:
 
     def __init__(self):
         self.frame = 0
-        self.poses: list[tuple[float, float, float, float]] | None = None   # (x, y, yaw, dist)
+        self.poses: list[tuple[float, float, float, float, float]] | None = None   # x, y, yaw, heading, dist
 
 
 def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m: float,
@@ -225,19 +265,20 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
     movers = []
     for k in walkers:
         p = base.pedestrians[k]
-        movers.append(_Mover(_person_body(p), p.x, p.y, p.yaw, motion.pedestrians[k].speed))
+        pm = motion.pedestrians[k]
+        movers.append(_Mover(_person_body(p), p.x, p.y, p.yaw, pm.speed, p.yaw, steers=not pm.keeps_lane))
     for ji in rolling:
         j, pi = base.pallet_jacks[ji], base.pallet_jacks[ji].pushed_by   # pi None: a scenario's jack drives on its own
         body = _jack_body(j, None if pi is None else base.pedestrians[pi])
-        movers.append(_Mover(body, j.x, j.y, j.yaw, motion.pallet_jacks[ji].speed))
+        movers.append(_Mover(body, j.x, j.y, j.yaw, motion.pallet_jacks[ji].speed, j.yaw, steers=False))
     start = 0
     if states is not None and states.poses is not None and states.frame <= frame:
         start = states.frame
-        for m, (x, y, yaw, dist) in zip(movers, states.poses, strict=True):
-            m.x, m.y, m.yaw, m.dist = x, y, yaw, dist
+        for m, (x, y, yaw, heading, dist) in zip(movers, states.poses, strict=True):
+            m.x, m.y, m.yaw, m.heading, m.dist = x, y, yaw, heading, dist
     _walk(lay, static, movers, dt, frame - start)
     if states is not None:
-        states.frame, states.poses = frame, [(m.x, m.y, m.yaw, m.dist) for m in movers]
+        states.frame, states.poses = frame, [(m.x, m.y, m.yaw, m.heading, m.dist) for m in movers]
     for k, m in zip(walkers, movers[:len(walkers)], strict=True):
         p = plan.pedestrians[k]
         p.x, p.y, p.yaw = m.x, m.y, m.yaw

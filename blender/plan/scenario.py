@@ -110,7 +110,7 @@ def plan_scenario(base: ScenePlan, name: str, scene_cfg: SceneConfig, rng: Rng,
             p.x, p.y, p.yaw = lane.x, lane.y, lane.yaw
             cycle = phase_cycle(list(humans or []), p.mesh_id, p.pose) if lane.speed > 0 else []
             peds.append(p)
-            pm.append(PersonMotion(lane.speed, [PhaseMesh(m["id"], m["phase"]) for m in cycle]))
+            pm.append(PersonMotion(lane.speed, [PhaseMesh(m["id"], m["phase"]) for m in cycle], keeps_lane=True))
         else:
             j = make_jack(rng, scene_cfg.pallet_jacks)
             j.x, j.y, j.yaw = lane.x, lane.y, lane.yaw
