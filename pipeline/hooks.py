@@ -27,7 +27,7 @@ from pipeline.common import UserError, atomic_write_text
 from pipeline.curves import plot_run
 from pipeline.ema import inference_model
 from pipeline.engine import coco_metrics, predict
-from pipeline.model import ModelConfig, set_trainable, trainable_stages_at
+from pipeline.model import ModelConfig, at_test_size, set_trainable, trainable_stages_at
 from pipeline.trainer import Hook, TrainState
 
 
@@ -115,10 +115,10 @@ class Validation(Hook):
     ranks wait at a barrier so no rank runs ahead into the next collective."""
 
     def __init__(self, every: int, loader, gt: GroundTruth | None, out: Path, log: MetricsLog | None, tb,
-                 tb_images: int, checkpointer: Checkpointer, best_metric: str):
+                 tb_images: int, checkpointer: Checkpointer, best_metric: str, model_cfg: ModelConfig):
         self.every, self.loader, self.gt, self.out, self.log = every, loader, gt, out, log
         self.tb, self.tb_images, self.checkpointer = tb, tb_images, checkpointer
-        self.best_metric = best_metric
+        self.best_metric, self.model_cfg = best_metric, model_cfg
 
     def after_step(self, state: TrainState) -> None:
         if not ((self.every and state.step % self.every == 0) or state.step == state.max_iters):
@@ -137,7 +137,8 @@ class Validation(Hook):
         distributed.barrier()
 
     def validate(self, state: TrainState) -> dict | None:
-        results, kept = predict(inference_model(state.model, state.ema), self.loader, state.device, state.dtype, keep_outputs=self.tb_images)
+        with at_test_size(inference_model(state.model, state.ema), self.model_cfg) as model:   # as evaluate runs it
+            results, kept = predict(model, self.loader, state.device, state.dtype, keep_outputs=self.tb_images)
         try:
             metrics = coco_metrics(self.gt, results)
         except UserError as e:  # e.g. a validation split holding only negatives

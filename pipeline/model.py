@@ -12,6 +12,8 @@ import os
 import socket
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +60,11 @@ class ModelConfig(StrictModel):
     allow_download: bool = True
     min_size: int = Field(800, ge=32)
     max_size: int = Field(1333, ge=32)
+    # test-time resize (detectron2's MIN_SIZE_TEST): validation, evaluate, video and export run at
+    # this size unless they override it; null = min_size / max_size. Small far objects gain from
+    # a larger test size than the CPU budget allows in training (README recipe table)
+    test_min_size: int | None = Field(None, ge=32)
+    test_max_size: int | None = Field(None, ge=32)
     # finetune: backbone stages per trainable_stages + FPN + RPN + ROI heads train;
     # features: backbone body and FPN frozen, RPN and ROI heads train (feature extraction);
     # roi_heads: backbone, FPN and RPN frozen, only the ROI box/mask heads train.
@@ -387,6 +394,23 @@ def set_inference_options(model: MaskRCNN, *, score_threshold: float | None = No
     return model
 
 
+def inference_sizes(cfg: ModelConfig) -> tuple[int, int]:
+    """(min_size, max_size) a model of `cfg` is run at outside training."""
+    return cfg.test_min_size or cfg.min_size, cfg.test_max_size or cfg.max_size
+
+
+@contextmanager
+def at_test_size(model: MaskRCNN, cfg: ModelConfig) -> Iterator[MaskRCNN]:
+    """The model with its transform at the test size of `cfg`, restored to the training size after."""
+    t = model.transform
+    train = t.min_size, t.max_size
+    t.min_size, t.max_size = (inference_sizes(cfg)[0],), inference_sizes(cfg)[1]
+    try:
+        yield model
+    finally:
+        t.min_size, t.max_size = train
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -419,12 +443,13 @@ def model_config_from_checkpoint(ckpt: dict, path: str | Path) -> ModelConfig:
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MaskRCNN, dict]:
-    """Eval-mode model with the checkpoint's weights, and the checkpoint dict."""
+    """Eval-mode model with the checkpoint's weights at its test size, and the checkpoint dict."""
     ckpt = load_checkpoint(path)
     check_compatible(ckpt, path)
     cfg = model_config_from_checkpoint(ckpt, path)
     model = build_arch(cfg, NUM_CLASSES, default_norm(cfg, backbone_pretrained=False))
     _load_matching_exact(model, ckpt["model"], path)
+    set_inference_options(model, min_size=inference_sizes(cfg)[0], max_size=inference_sizes(cfg)[1])
     return model.to(device).eval(), ckpt
 
 

@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unfreeze = Unfreeze(cfg.model, ddp_wrapper(dinfo, device), log)
     hooks = [unfreeze, MetricsWriter(cfg.log.log_every, log, tb, dinfo, unfreeze),
              Validation(cfg.log.eval_every, val_loader, gt, out, log, tb, cfg.log.tb_images, checkpointer,
-                        cfg.log.best_metric),
+                        cfg.log.best_metric, cfg.model),
              PeriodicCheckpoint(cfg.log.checkpoint_every, out / "last.pt", checkpointer)]
     try:
         train(state, loader, hooks, cfg.solver.clip_grad_norm,

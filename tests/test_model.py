@@ -14,6 +14,7 @@ from pipeline.common import CATEGORIES, UserError
 from pipeline.data import CocoDetection
 from pipeline.model import (
     ModelConfig,
+    at_test_size,
     build_model,
     calibrate_frozen_bn,
     load_checkpoint,
@@ -167,6 +168,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path, model_and_info):
     assert not loaded.training and ckpt["step"] == 3
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+    assert loaded.transform.min_size == (96,) and loaded.transform.max_size == 128   # no test size: min_size
     # fine-tuning from a checkpoint of this project (synthetic -> real)
     tuned, info = build_model(ModelConfig(**{**TINY, "weights": str(path)}))
     assert "checkpoint of this project" in info["source"] and not info["reinitialised"]
@@ -189,6 +191,27 @@ def test_checkpoint_round_trip_and_refusals(tmp_path, model_and_info):
     torch.save(_project_checkpoint(model, config=v2cfg), tmp_path / "arch.pt")
     with pytest.raises(UserError, match="do not fit the checkpoint's architecture"):
         model_from_checkpoint(tmp_path / "arch.pt")
+
+
+def test_test_size_is_what_a_checkpoint_runs_at_outside_training(tmp_path, model_and_info):
+    """model.test_min_size / test_max_size: validation (at_test_size) and every checkpoint
+    consumer (model_from_checkpoint) resize to them; training keeps min_size / max_size."""
+    model, _ = model_and_info
+    cfg = ModelConfig(**TINY, test_min_size=160, test_max_size=200)
+    path = tmp_path / "best.pt"
+    torch.save(_project_checkpoint(model, config={"model": cfg.model_dump()}), path)
+    loaded, _ = model_from_checkpoint(path)
+    assert loaded.transform.min_size == (160,) and loaded.transform.max_size == 200
+    image = torch.rand(3, 48, 64)
+    assert loaded.transform([image])[0].image_sizes == [(150, 200)]   # 48 -> 160 capped by 200 on the long side
+    model.eval()
+    with at_test_size(model, cfg) as m:
+        assert m.transform([image])[0].image_sizes == [(150, 200)]
+    assert model.transform.min_size == (96,) and model.transform.max_size == 128   # restored
+    assert model.transform([image])[0].image_sizes == [(96, 128)]
+    model.train()
+    with pytest.raises(ValueError, match="greater than or equal to 32"):
+        ModelConfig(**TINY, test_min_size=8)
 
 
 def test_bn_calibration_normalises_a_random_backbone(coco_set_ro):

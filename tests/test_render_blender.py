@@ -145,6 +145,13 @@ def test_real_render_cli_is_deterministic_across_shards_and_resume(tmp_path):
     assert render.main(["--config", str(cfg), "--out", str(sharded)]) == 0
     assert (sharded / "annotations.json").read_bytes() == (single / "annotations.json").read_bytes()
 
+    # --jobs 2: two local processes (one Cycles thread each), then the merge: the same dataset
+    jobs = tmp_path / "jobs"
+    assert render.main(["--config", str(cfg), "--out", str(jobs), "--jobs", "2"]) == 0
+    assert (jobs / "annotations.json").read_bytes() == (single / "annotations.json").read_bytes()
+    assert {json.loads(p.read_text())["meta"]["shard"] for p in (jobs / "parts").glob("*.json")} == {"1/2", "2/2"}
+    assert json.loads((jobs / "manifest.json").read_text())["complete"] is True
+
 
 def test_real_clip_keeps_track_ids_while_the_camera_moves(tmp_path):
     import yaml

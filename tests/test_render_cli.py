@@ -121,6 +121,13 @@ def test_shards_merge_to_the_single_machine_result(cfg_file, tmp_path, capsys):
     (out / "annotations.json").unlink()
     assert run(cfg_file, out, "--merge-only") == []
     assert (out / "annotations.json").read_bytes() == (single / "annotations.json").read_bytes()
+    # --no-merge: the last shard leaves the merge to --merge-only (what --jobs does)
+    nomerge = tmp_path / "nomerge"
+    for k in (1, 2, 3):
+        run(cfg_file, nomerge, "--shard", f"{k}/3", "--no-merge")
+    assert not (nomerge / "annotations.json").exists() and "merge with --merge-only" in capsys.readouterr().out
+    assert run(cfg_file, nomerge, "--merge-only") == []
+    assert (nomerge / "annotations.json").read_bytes() == (single / "annotations.json").read_bytes()
 
 
 def test_shard_auto_renders_each_array_tasks_slice_and_the_last_one_merges(cfg_file, tmp_path, monkeypatch):
@@ -191,6 +198,10 @@ def test_bad_flags_and_unwritable_out(cfg_file, tmp_path):
         run(cfg_file, tmp_path / "a", "--shard", "4/3")
     with pytest.raises(UserError, match="--shard"):
         run(cfg_file, tmp_path / "a", "--shard", "x")
+    with pytest.raises(UserError, match="--jobs 0: expected a number of processes >= 1"):
+        run(cfg_file, tmp_path / "a", "--jobs", "0")
+    with pytest.raises(UserError, match="--jobs 2 renders every shard itself"):
+        run(cfg_file, tmp_path / "a", "--jobs", "2", "--shard", "1/2")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(UserError, match="cannot create output folder"):
