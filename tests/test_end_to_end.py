@@ -46,7 +46,7 @@ def chain(tmp_path_factory) -> dict[str, Path]:
         "render.resolution=[128,96]", "render.samples=2", "scene.negative_fraction=0.0")
     cli("pipeline.train", "--config", "configs/train_demo.yaml", "--data", str(p["data"]),
         "--out", str(p["run"]), "--max-iters", "2", "model.weights=none", "model.min_size=96",
-        "model.max_size=128", "model.bn_calibration_images=2", "data.workers=0",
+        "model.max_size=128", "model.test_min_size=96", "model.test_max_size=128", "model.bn_calibration_images=2", "data.workers=0",
         "log.eval_every=2", "log.checkpoint_every=1", "solver.warmup_iters=1")
     cli("pipeline.evaluate", "--config", "configs/eval_demo.yaml", "--checkpoint",
         str(p["run"] / "best.pt"), "--data", str(p["data"]), "--out", str(p["eval"]), "num_workers=0")

@@ -32,8 +32,8 @@ def test_from_scratch_overfits_a_few_rendered_frames(tmp_path):
         "scene.negative_fraction=0.0")
     cli("pipeline.train", "--config", "configs/train_demo.yaml", "--data", str(data), "--val-data", str(data),
         "--out", str(run), "--max-iters", "150", "model.arch=maskrcnn_resnet18_fpn", "model.weights=none",
-        "model.min_size=192",
-        "model.max_size=256", "augment.strength=0", "data.workers=0", "solver.warmup_iters=20",
+        "model.min_size=192", "model.test_min_size=192",   # validated at the size it trains at
+        "model.max_size=256", "model.test_max_size=256", "augment.strength=0", "data.workers=0", "solver.warmup_iters=20",
         "solver.lr=0.001", "log.eval_every=50", "log.log_every=10", "log.checkpoint_every=150")
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     losses = [r["loss"] for r in recs if "loss" in r]
