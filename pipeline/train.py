@@ -56,7 +56,13 @@ from pipeline.hooks import (
     Validation,
     headline,
 )
-from pipeline.model import build_model, calibrate_frozen_bn, check_compatible, load_checkpoint
+from pipeline.model import (
+    build_model,
+    calibrate_frozen_bn,
+    check_compatible,
+    inference_sizes,
+    load_checkpoint,
+)
 from pipeline.trainer import TrainState, train
 from pipeline.transforms import Augment
 
@@ -248,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"init: {init_info['source']}")
         print(f"device: {device}, autocast {dtype_name(dtype) or 'off (fp32)'}"
               f" (solver.amp={cfg.solver.amp})")
+        test = inference_sizes(cfg.model)
+        if test != (cfg.model.min_size, cfg.model.max_size):   # said once: an overridden min_size does not move it
+            print(f"size: trains at {cfg.model.min_size}/{cfg.model.max_size}, validates and runs at "
+                  f"{test[0]}/{test[1]} (model.test_min_size / test_max_size)")
     loader, val_loader, gt = loaders(cfg, train_ds, val_ds, state.step, dinfo, device)
     checkpointer = Checkpointer(cfg, init_info, dinfo)
     unfreeze = Unfreeze(cfg.model, ddp_wrapper(dinfo, device), log)
