@@ -404,7 +404,8 @@ def at_test_size(model: MaskRCNN, cfg: ModelConfig) -> Iterator[MaskRCNN]:
     """The model with its transform at the test size of `cfg`, restored to the training size after."""
     t = model.transform
     train = t.min_size, t.max_size
-    t.min_size, t.max_size = (inference_sizes(cfg)[0],), inference_sizes(cfg)[1]
+    min_size, max_size = inference_sizes(cfg)
+    set_inference_options(model, min_size=min_size, max_size=max_size)
     try:
         yield model
     finally:
@@ -449,7 +450,8 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     cfg = model_config_from_checkpoint(ckpt, path)
     model = build_arch(cfg, NUM_CLASSES, default_norm(cfg, backbone_pretrained=False))
     _load_matching_exact(model, ckpt["model"], path)
-    set_inference_options(model, min_size=inference_sizes(cfg)[0], max_size=inference_sizes(cfg)[1])
+    min_size, max_size = inference_sizes(cfg)
+    set_inference_options(model, min_size=min_size, max_size=max_size)
     return model.to(device).eval(), ckpt
 
 
