@@ -40,6 +40,7 @@ PRESETS: dict[str, dict] = {
         "glossy_bounces": 2,
         "transparent_bounces": 4,
         "clamp_indirect": 5.0,
+        "ao_bounces": 0,
     },
     "fast": {
         # OIDN is ~40 % of a 1-spp frame. Its FAST model, measured against BALANCED on 5 demo
@@ -55,6 +56,12 @@ PRESETS: dict[str, dict] = {
         "glossy_bounces": 1,
         "transparent_bounces": 2,
         "clamp_indirect": 3.0,
+        # Cycles' Fast GI: light after the first bounce comes from ambient occlusion tinted by
+        # the world instead of more paths. Measured on 10 demo frames in one run, the same
+        # scenes alternated: Cycles 1.90 against 2.56 s/frame (0.74x); PSNR to a 32-spp
+        # 4-bounce render 25.0 against 26.3 dB on 5 frames, the floor's ambient light a little
+        # brighter, as in the reference (README "Presets")
+        "ao_bounces": 1,
     },
 }
 
@@ -80,6 +87,9 @@ class RenderConfig(StrictModel):
     glossy_bounces: int | None = Field(None, ge=0, le=64)
     transparent_bounces: int | None = Field(None, ge=0, le=64)
     clamp_indirect: float | None = Field(None, ge=0.0)  # 0 = no clamp
+    # from this bounce on, indirect light is ambient occlusion tinted by the world (Cycles' Fast
+    # GI, AO distance 10 m); 0 traces every bounce
+    ao_bounces: int | None = Field(None, ge=0, le=64)
     view_transform: Literal["AgX", "Standard", "Filmic", "Khronos PBR Neutral"] = "AgX"
     threads: int = Field(0, ge=0, le=1024)  # 0 = all cores
     postprocess: bool = True  # sensor noise + motion blur from the scene plan

@@ -105,6 +105,20 @@ def test_annotations_from_a_real_render():
         assert a["area"] == len(xs)
 
 
+def test_fast_gi_changes_light_not_masks():
+    # the fast preset approximates light after the first bounce with ambient occlusion
+    assert RenderConfig(preset="fast").ao_bounces == 1 and RenderConfig(preset="quality").ao_bounces == 0
+    scene, _ = _cube_scene([(-1.2, 0.0, 0.0), (0.3, 0.8, 0.0)])
+    scene.world.color = (0.8, 0.8, 0.8)
+    out = {}
+    for ao in (0, 1):
+        with cycles.Renderer(_cfg(ao_bounces=ao, max_bounces=3, diffuse_bounces=3)) as eng:
+            out[ao] = eng.render(scene, seed=2)
+        assert scene.cycles.use_fast_gi is bool(ao) and scene.cycles.ao_bounces_render == ao
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    assert np.abs(out[0][0].astype(int) - out[1][0].astype(int)).max() > 0
+
+
 def _tiny_config(tmp_path):
     import yaml
 
