@@ -4,7 +4,10 @@
 
 Each mesh i gets a body shape (body i // 2: two poses per body) and a pose (walk phases,
 stand, carry, bend, crouch, push) decided only by (seed, i), so a run can be resumed or extended
-(--count larger) and reproduces the same files. Per mesh: `<id>.obj` (faces grouped by
+(--count larger) and reproduces the same files. A walk or push mesh also gets the other phases
+of its walk cycle (`hNNNNpK`, phase K / CYCLE_PHASES: same body, same pose jitter), so a walker
+in a clip keeps one body from the first frame to the last; renders of still frames never pick
+them. Per mesh: `<id>.obj` (faces grouped by
 clothing region with `usemtl`), `<id>_vest.obj` (a hi-vis vest shell offset along the
 normals, with reflective stripes) and `<id>.json`; `index.json` lists them all.
 Files are written atomically and existing meshes are skipped. `--shapes wide` draws bodies from
@@ -50,6 +53,11 @@ MTL = "".join(f"newmtl {n}\nKd {c}\n\n" for n, c in zip(
     REGIONS + VEST_REGIONS,
     ["0.8 0.6 0.5", "0.1 0.07 0.05", "0.05 0.05 0.05", "0.2 0.3 0.6", "0.2 0.3 0.6",
      "0.1 0.1 0.2", "0.05 0.05 0.05", "0.8 1.0 0.1", "0.8 0.8 0.8"], strict=False))
+
+# phases of a walk cycle (two steps) a walk or push mesh gets: at 10 fps and ~1.2 m/s a cycle
+# is ~11 frames, so 8 phases change the legs every frame or two instead of every third
+CYCLE_PHASES = 8
+CYCLE_POSES = ("walk", "push")
 
 SHIRT_BONES = ("spine", "clavicle", "shoulder", "upperarm", "neck01")
 FOREARM_BONES = ("lowerarm",)
@@ -283,10 +291,14 @@ class Library:
         return (out["vertices"][0].cpu().numpy(), out["rest_vertices"][0].cpu().numpy(),
                 out["bone_poses"][0, :, :3, 3].cpu().numpy())
 
-    def make(self, i: int) -> dict:
+    def make(self, i: int, cycle: tuple[str, float] | None = None) -> dict:
+        """Mesh i, or (cycle: (id, phase) of cycle_phases(i)) one more phase of its walk cycle."""
         mesh_id = f"h{i:04d}"
         body = i // 2  # two poses per body; stable when a library is extended
         pose, phase = POSE_CYCLE[i % len(POSE_CYCLE)]
+        base_id = mesh_id
+        if cycle is not None:
+            mesh_id, phase = cycle
         brng = np.random.default_rng([self.seed, 1_000_000 + body])
         pheno, target = sample_phenotype(brng, self.shapes)
         # anny's `height` moves stature almost linearly: solve it from two probes
@@ -298,7 +310,7 @@ class Library:
         standing, rest, _ = self._run(pheno, {})
         stature = float(np.ptp(standing[:, 2]))
         long_hair = pheno["gender"] > 0.5 and brng.random() < 0.6
-        prng = np.random.default_rng([self.seed, i])
+        prng = np.random.default_rng([self.seed, i])   # mesh i's jitter, the same in every phase
         v, _, heads = self._run(pheno, pose_angles(pose, phase, prng))
         # feet on the floor, pelvis over the origin
         root = heads[self.bones.index("root")]
@@ -332,6 +344,8 @@ class Library:
             "regions": REGIONS, "region_face_counts": counts, "n_vertices": int(len(v)),
             "n_faces": int(len(faces)),
         }
+        if cycle is not None:
+            record["cycle_of"] = base_id
         atomic_write_json(self.out / f"{mesh_id}.json", record, indent=1)
         return record
 
@@ -382,20 +396,33 @@ def load_index(humans_dir: str | Path) -> dict:
 
 
 def load_human_index(humans_dir: str | Path) -> list[dict]:
-    """The library's mesh records (index.json 'meshes')."""
-    return load_index(humans_dir)["meshes"]
+    """The library's mesh records: index.json 'meshes', then its walk-cycle phases ('cycles',
+    records with `cycle_of`; absent from libraries made before them)."""
+    data = load_index(humans_dir)
+    return data["meshes"] + data.get("cycles", [])
+
+
+def still_meshes(library: Sequence[dict]) -> list[dict]:
+    """The records a still frame picks from: the library without its walk-cycle phases."""
+    return [m for m in library if "cycle_of" not in m]
+
+
+def cycle_phases(i: int) -> list[tuple[str, float]]:
+    """(id, phase) of the walk-cycle meshes mesh i gets besides itself (none unless it walks or pushes)."""
+    pose, phase = POSE_CYCLE[i % len(POSE_CYCLE)]
+    if pose not in CYCLE_POSES:
+        return []
+    return [(f"h{i:04d}p{k}", k / CYCLE_PHASES) for k in range(CYCLE_PHASES) if k / CYCLE_PHASES != phase]
 
 
 # ---------------------------------------------------------------- CLI
 
 def build_index(out: Path, count: int, seed: int, shapes: str = "standard") -> dict:
-    meshes = []
-    for i in range(count):
-        p = out / f"h{i:04d}.json"
-        meshes.append(json.loads(p.read_text()))
+    meshes = [json.loads((out / f"h{i:04d}.json").read_text()) for i in range(count)]
+    cycles = [json.loads((out / f"{cid}.json").read_text()) for i in range(count) for cid, _ in cycle_phases(i)]
     index = {"version": LIBRARY_VERSION, "generator": "anny", "seed": seed, "count": count,
              "axes": "Z-up after Blender OBJ import, person faces -Y, feet at z=0, metres",
-             "regions": REGIONS, "vest_regions": VEST_REGIONS, "meshes": meshes}
+             "regions": REGIONS, "vest_regions": VEST_REGIONS, "meshes": meshes, "cycles": cycles}
     if shapes != "standard":   # libraries of the standard range keep the index of before
         index["shapes"] = shapes
     return index
@@ -413,17 +440,18 @@ def generate(out: Path, count: int, seed: int, progress: bool = True, shapes: st
         if old.get("shapes", "standard") != shapes:
             raise UserError(f"{index_path}: library was made with --shapes {old.get('shapes', 'standard')}, "
                             f"not {shapes}; use another --out or the same --shapes")
-    todo = [i for i in range(count) if not all((out / f"h{i:04d}{s}").is_file()
-                                               for s in (".obj", "_vest.obj", ".json"))]
+    wanted = [(i, None) for i in range(count)] + [(i, c) for i in range(count) for c in cycle_phases(i)]
+    todo = [(i, c) for i, c in wanted if not all((out / f"{c[0] if c else f'h{i:04d}'}{s}").is_file()
+                                                 for s in (".obj", "_vest.obj", ".json"))]
     if todo:
         atomic_write_text(out / "regions.mtl", MTL)
         lib = Library(out, seed, shapes)
-        for i in tqdm(todo, desc="humans", unit="mesh", disable=not progress):
-            lib.make(i)
+        for i, c in tqdm(todo, desc="humans", unit="mesh", disable=not progress):
+            lib.make(i, c)
     index = build_index(out, count, seed, shapes)
     if index != old:   # an unchanged library keeps its index file (and its time, for make)
         atomic_write_json(index_path, index, indent=1)
-    return {"made": len(todo), "skipped": count - len(todo), "index": index}
+    return {"made": len(todo), "skipped": len(wanted) - len(todo), "index": index}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -442,7 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     idx = res["index"]["meshes"]
     heights = [m["stature"] for m in idx]
     poses = sorted({m["pose"] for m in idx})
-    print(f"humans: {len(idx)} meshes in {args.out} ({res['made']} made, {res['skipped']} existing), "
+    print(f"humans: {len(idx)} meshes and {len(res['index']['cycles'])} walk-cycle phases in {args.out} "
+          f"({res['made']} made, {res['skipped']} existing), "
           f"statures {min(heights):.2f}-{max(heights):.2f} m, poses {','.join(poses)}, "
           f"{time.time() - t0:.1f} s")
     return 0

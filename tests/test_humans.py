@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.common import UserError
-from pipeline.humans import POSE_CYCLE, REGIONS, generate, main
+from pipeline.humans import CYCLE_PHASES, POSE_CYCLE, REGIONS, generate, load_human_index, main, still_meshes
 
 pytest.importorskip("anny")
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def _obj_vertices(path):
 def test_library_is_complete_resumable_and_seeded(tmp_path, capsys):
     out = tmp_path / "humans"
     res = generate(out, count=2, seed=3, progress=False)
-    assert res["made"] == 2
+    assert res["made"] == 2 + CYCLE_PHASES - 1     # h0000 walks: the other 7 phases of its cycle
     index = json.loads((out / "index.json").read_text())
     assert [m["id"] for m in index["meshes"]] == ["h0000", "h0001"]
     for m, (pose, _) in zip(index["meshes"], POSE_CYCLE, strict=False):
@@ -43,6 +43,23 @@ def test_library_is_complete_resumable_and_seeded(tmp_path, capsys):
         assert near_head[:, 1].min() < head[1] - 0.05
         vest = _obj_vertices(out / m["vest_file"])
         assert 0.8 < vest[:, 2].min() / m["height"] * 1.75 and vest[:, 2].max() < head[2]
+    # h0000's walk cycle: one body (same shape, same jitter), the legs at 8 phases
+    cycles = index["cycles"]
+    assert [m["id"] for m in cycles] == [f"h0000p{k}" for k in range(1, CYCLE_PHASES)]
+    base = index["meshes"][0]
+    assert [m["phase"] for m in cycles] == [k / CYCLE_PHASES for k in range(1, CYCLE_PHASES)]
+    for m in cycles:
+        assert (m["cycle_of"], m["body"], m["pose"]) == ("h0000", 0, "walk")
+        assert m["phenotype"] == base["phenotype"] and m["stature"] == base["stature"]
+        assert m["n_vertices"] == base["n_vertices"] and m["region_face_counts"] == base["region_face_counts"]
+    v0, v4 = _obj_vertices(out / "h0000.obj"), _obj_vertices(out / "h0000p4.obj")
+    moved = np.linalg.norm(v4 - v0, axis=1)
+    feet = v0[:, 2] < 0.15
+    assert np.median(moved[feet]) > 0.1              # half a cycle later the feet have swapped
+    head = np.linalg.norm(v0 - np.asarray(base["head_center"]), axis=1) < 0.1
+    assert np.median(moved[head]) < 0.03             # the head rides along
+    lib = load_human_index(out)
+    assert len(lib) == 2 + CYCLE_PHASES - 1 and [m["id"] for m in still_meshes(lib)] == ["h0000", "h0001"]
     # resume: nothing is remade, files untouched
     stamp = (out / "h0000.obj").stat().st_mtime_ns
     assert generate(out, count=2, seed=3, progress=False)["made"] == 0
@@ -53,7 +70,7 @@ def test_library_is_complete_resumable_and_seeded(tmp_path, capsys):
     with pytest.raises(UserError, match="seed 3"):
         generate(out, count=3, seed=4, progress=False)
     assert main(["--out", str(out), "--count", "3", "--seed", "3"]) == 0
-    assert "3 meshes" in capsys.readouterr().out
+    assert "3 meshes and 7 walk-cycle phases" in capsys.readouterr().out
 
 
 @pytest.mark.blender

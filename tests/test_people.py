@@ -64,6 +64,23 @@ def test_outfits_are_drawn_from_the_seed_and_move_no_other_draw():
     assert da == do
 
 
+def test_still_frames_never_pick_walk_cycle_phases_and_walkers_step_through_their_own():
+    """The library's walk-cycle phases (pipeline.humans cycle_phases) leave still frames exactly
+    as planned without them; a walker's clip cycle is its own body's 8 phases."""
+    from blender.plan.motion import phase_cycle
+
+    cycles = [{**h, "id": f"{h['id']}p{k}", "phase": k / 8, "cycle_of": h["id"]}
+              for h in HUMANS if h["pose"] in ("walk", "push") for k in range(1, 8)]
+    cfg = _cfg("pedestrians.count=[6,6]", "pedestrians.pose_weights={walk: 1, stand: 1}")
+    for seed in range(4):
+        with_cycles = plan_scene(cfg, np.random.default_rng(seed), humans=HUMANS + cycles)
+        assert with_cycles == plan_scene(cfg, np.random.default_rng(seed), humans=HUMANS)
+        assert all("p" not in p.mesh_id[1:] for p in with_cycles.pedestrians)
+    cycle = phase_cycle(HUMANS + cycles, "h0000", "walk")
+    assert [m["id"] for m in cycle] == ["h0000"] + [f"h0000p{k}" for k in range(1, 8)]
+    assert {m["body"] for m in cycle} == {0}
+
+
 def test_frequencies_follow_the_config():
     cfg = PedestrianConfig(glove_prob=0.3, cap_prob=0.5, glasses_prob=0.2, shorts_prob=0.25, print_prob=0.6,
                            hard_hat_prob=0.4, fabrics=["denim", "check"], hair_styles={"bun": 1, "shaved": 3})

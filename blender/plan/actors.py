@@ -29,6 +29,7 @@ from blender.plan.scene_plan import (
     Print,
     Surface,
 )
+from pipeline.humans import still_meshes  # torch-free at import, as blender.plan's load_human_index
 
 # Floor footprints (length along local +X, width) of people by pose, in metres.
 PERSON_FOOT = {"walk": (0.75, 0.55), "stand": (0.5, 0.55), "carry": (0.8, 0.6),
@@ -101,8 +102,9 @@ def person_footprint(p: Person) -> Footprint:
 
 def make_person(rng: Rng, cfg: PedestrianConfig, pose: str, humans: Sequence[dict] | None) -> Person:
     """A dressed person of `pose` (the library mesh's pose wins when it has none of that pose)."""
-    if humans:
-        pool = [h for h in humans if h["pose"] == pose] or list(humans)
+    stills = still_meshes(humans or [])
+    if stills:
+        pool = [h for h in stills if h["pose"] == pose] or stills
         mesh = pick(rng, pool)
         mesh_id, height, pose = mesh["id"], float(mesh["height"]), mesh["pose"]
     else:

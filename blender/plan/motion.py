@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # job_config imports the plan package: only the type is neede
 
 # what a clip's frames look like depends on the motion model: part of the clip's config hash,
 # so a clip folder half-rendered under an older model is refused instead of continued.
-# 2: walkers step around what they see in their way (1: they turned back)
-MOTION_VERSION = 2
+# 2: walkers step around what they see in their way (1: they turned back); 3: a walker steps
+# through its own body's walk cycle where the library has one (pipeline.humans CYCLE_PHASES)
+MOTION_VERSION = 3
 
 # walkers keep this far from walls and rack faces, and turn around there
 WALK_CLEARANCE_M = 0.45
