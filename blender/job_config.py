@@ -213,6 +213,9 @@ class ClipSettings(StrictModel):
     plan_tries: int = Field(12, ge=1, le=1000)     # candidate plans; the one whose camera sees most wins
     # scripted actors and camera that exercise safety rules (blender.plan.scenario); null: random movers
     scenario: Literal["near_miss", "zone_entry", "line_cross"] | None = None
+    # walkers walk from goal to goal along the shortest way over the free floor (blender.plan.routes);
+    # false: each keeps its heading and turns back at racks and walls
+    routes: bool = True
 
     @model_validator(mode="after")
     def _ranges(self) -> ClipSettings:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from pipeline.common import (
     UserError,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     ensure_writable_dir,
@@ -54,6 +55,8 @@ MTL = "".join(f"newmtl {n}\nKd {c}\n\n" for n, c in zip(
     ["0.8 0.6 0.5", "0.1 0.07 0.05", "0.05 0.05 0.05", "0.2 0.3 0.6", "0.2 0.3 0.6",
      "0.1 0.1 0.2", "0.05 0.05 0.05", "0.8 1.0 0.1", "0.8 0.8 0.8"], strict=False))
 
+# the files of one mesh (a library made before `_cloth.npy` is remade whole on the next run)
+MESH_FILES = (".obj", "_vest.obj", "_cloth.npy", ".json")
 # phases of a walk cycle (two steps) a walk or push mesh gets: at 10 fps and ~1.2 m/s a cycle
 # is ~11 frames, so 8 phases change the legs every frame or two instead of every third
 CYCLE_PHASES = 8
@@ -109,10 +112,10 @@ def _rot(axis: str, deg: float) -> np.ndarray:
     return m
 
 
-def pose_angles(pose: str, phase: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def pose_angles(pose: str, phase: float, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
     """Bone -> 4x4 rotation (anny 'local-ref': world-aligned axes; about +X a negative angle
-    swings a hanging limb forward, a positive one bends the spine forward)."""
-    j = lambda s=4.0: float(rng.normal(0, s))  # noqa: E731 - small per-mesh variation
+    swings a hanging limb forward, a positive one bends the spine forward). rng None: no jitter."""
+    j = lambda s=4.0: 0.0 if rng is None else float(rng.normal(0, s))  # noqa: E731 - small per-mesh variation
     arm_down = 48 + j(4)
     out: dict[str, np.ndarray] = {}
 
@@ -312,9 +315,14 @@ class Library:
         long_hair = pheno["gender"] > 0.5 and brng.random() < 0.6
         prng = np.random.default_rng([self.seed, i])   # mesh i's jitter, the same in every phase
         v, _, heads = self._run(pheno, pose_angles(pose, phase, prng))
-        # feet on the floor, pelvis over the origin
-        root = heads[self.bones.index("root")]
-        v = v - np.array([root[0], root[1], v[:, 2].min()])
+        v = self._grounded(v, heads)
+        # where each vertex is on the body standing straight, arms down: the coordinates clothing
+        # patterns are laid in, so a stripe follows a swinging arm or a bent knee as cloth does
+        straight, _, straight_heads = self._run(pheno, pose_angles("stand", 0.0, None))
+        cloth = self._grounded(straight, straight_heads)
+        buf = io.BytesIO()
+        np.save(buf, cloth.astype(np.float32))
+        atomic_write_bytes(self.out / f"{mesh_id}_cloth.npy", buf.getvalue())
         region = face_regions(self.model, rest, self.faces, self.seg, long_hair)
         n = vertex_normals(v, self.faces)
         text, counts = obj_text(v, n, self.faces, region, REGIONS)
@@ -335,6 +343,7 @@ class Library:
         ext = v[:, :2]
         record = {
             "id": mesh_id, "file": f"{mesh_id}.obj", "vest_file": f"{mesh_id}_vest.obj",
+            "cloth_file": f"{mesh_id}_cloth.npy",
             "pose": pose, "phase": phase, "body": body, "phenotype": pheno, "long_hair": bool(long_hair),
             "stature": round(stature, 4), "height": round(float(v[:, 2].max()), 4),
             "head_center": head_c.round(4).tolist(), "head_up": up.round(4).tolist(),
@@ -348,6 +357,11 @@ class Library:
             record["cycle_of"] = base_id
         atomic_write_json(self.out / f"{mesh_id}.json", record, indent=1)
         return record
+
+    def _grounded(self, v: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """Feet on the floor, pelvis over the origin."""
+        root = heads[self.bones.index("root")]
+        return v - np.array([root[0], root[1], v[:, 2].min()])
 
     def _centroid(self, v: np.ndarray, bone: str) -> np.ndarray:
         """Mean of the vertices a bone dominates (a joint's ring of skin)."""
@@ -442,7 +456,7 @@ def generate(out: Path, count: int, seed: int, progress: bool = True, shapes: st
                             f"not {shapes}; use another --out or the same --shapes")
     wanted = [(i, None) for i in range(count)] + [(i, c) for i in range(count) for c in cycle_phases(i)]
     todo = [(i, c) for i, c in wanted if not all((out / f"{c[0] if c else f'h{i:04d}'}{s}").is_file()
-                                                 for s in (".obj", "_vest.obj", ".json"))]
+                                                 for s in MESH_FILES)]
     if todo:
         atomic_write_text(out / "regions.mtl", MTL)
         lib = Library(out, seed, shapes)

@@ -44,6 +44,9 @@ def tiny_plan() -> ScenePlan:
     )
 
 
+# walkers keep their heading (no routes): what the tests of stepping around and turning back watch
+STRAIGHT = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4, routes=False)
+
 LIBRARY = [
     {"id": "w0", "pose": "walk", "phase": 0.0, "body": 0, "stature": 1.75},
     {"id": "w1", "pose": "walk", "phase": 0.5, "body": 0, "stature": 1.75},
@@ -62,7 +65,7 @@ def test_phase_cycle_prefers_own_body_then_closest_stature():
 
 def test_walkers_advance_turn_at_racks_and_pushers_follow_their_jack():
     plan = tiny_plan()
-    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    cfg = STRAIGHT
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
     assert [m.speed for m in motion.pedestrians] == [1.0, 0.0, 0.0]
     assert motion.pallet_jacks[0].speed == 0.5
@@ -84,6 +87,53 @@ def test_walkers_advance_turn_at_racks_and_pushers_follow_their_jack():
     assert math.cos(p.yaw) == pytest.approx(-1.0)
     # same inputs, same frame: deterministic
     assert frame_plan(plan, motion, 80, fps=10, stride_m=1.4) == f80
+
+
+def test_a_walker_on_a_route_walks_round_the_rack_to_its_goal():
+    """clip.routes: the walker at x 2 with its goal behind the rack row (x 8..10, y 5..25) walks
+    round the row's end to it, never through the row or its clearance, every frame clear, then
+    takes up its next goal; without a route it walks into the row's face and turns back. A clip
+    continued from the last frame's poses (MoverStates) gives the same plans as replaying."""
+    plan = tiny_plan()
+    motion = plan_motion(plan, STRAIGHT, np.random.default_rng(0), LIBRARY)
+    assert motion.pedestrians[0].goals == []
+    straight = [f.pedestrians[0] for f in _frames(plan, motion, 300)]
+    motion.pedestrians[0].goals = [(15.0, 10.0), (2.0, 10.0)]
+    assert _collisions(plan, motion, 120, fps=10) == []
+    states = MoverStates()
+    frames = [frame_plan(plan, motion, k, fps=10, stride_m=1.4, states=states) for k in range(400)]
+    walker = [f.pedestrians[0] for f in frames]
+    far = math.hypot(15.0 - 2.0, 0.0)
+    assert min(math.hypot(p.x - 15.0, p.y - 10.0) for p in straight) > far / 2   # no route: never gets there
+    reached = next(k for k, p in enumerate(walker) if math.hypot(p.x - 15.0, p.y - 10.0) < 0.6)
+    assert reached < 200                                    # ~16 m round the row at 1 m/s
+    for p in walker:                                        # never over the row or its clearance
+        assert not (8.0 - 0.45 < p.x < 10.0 + 0.45 and 5.0 - 0.45 < p.y < 25.0 + 0.45), (p.x, p.y)
+    assert min(math.hypot(p.x - 2.0, p.y - 10.0) for p in walker[reached:]) < 2.0   # on to the next goal
+    assert [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in (0, 150, 399)] == [frames[0], frames[150], frames[399]]
+
+
+def test_route_goals_are_seeded_reachable_and_far_apart():
+    from blender.plan.motion import floor_routes
+    from blender.plan.routes import GOAL_MIN_DIST_M, GOALS_PER_WALKER
+
+    plan = tiny_plan()
+    cfg = ClipSettings(walk_speed=(1.0, 1.0))
+    motion = plan_motion(plan, cfg, np.random.default_rng(5), LIBRARY)
+    assert motion == plan_motion(plan, cfg, np.random.default_rng(5), LIBRARY)
+    assert motion != plan_motion(plan, cfg, np.random.default_rng(6), LIBRARY)
+    goals = motion.pedestrians[0].goals
+    assert len(goals) == GOALS_PER_WALKER and all(not m.goals for m in motion.pedestrians[1:])   # walkers only
+    routes = floor_routes(plan, motion)
+    start = plan.pedestrians[0]
+    prev = (start.x, start.y)
+    for g in goals:
+        assert routes.free[routes.cell(*g)] and math.dist(g, prev) >= GOAL_MIN_DIST_M
+        assert np.isfinite(routes.field(routes.cell(*g))[0][routes.cell(start.x, start.y)])   # a way there
+        prev = g
+    # the same speeds (and everything else drawn before the goals) with routes off
+    assert [m.speed for m in plan_motion(plan, cfg.model_copy(update={"routes": False}), np.random.default_rng(5), LIBRARY).pedestrians] \
+        == [m.speed for m in motion.pedestrians]
 
 
 def test_mot_lines_and_seqinfo():
@@ -182,8 +232,9 @@ def _collisions(plan: ScenePlan, motion, frames: int, fps: float) -> list[tuple[
     mover's (kind "kind/other kind"), in a frame. A pusher and its own jack are one mover."""
     walkers, rolling, static = _movers_and_static(plan, motion)
     hits = []
+    states = MoverStates()   # frame after frame, as a clip job plans them
     for k in range(frames):
-        movers = _mover_footprints(frame_plan(plan, motion, k, fps, 1.4), walkers, rolling)
+        movers = _mover_footprints(frame_plan(plan, motion, k, fps, 1.4, states), walkers, rolling)
         hits += [(k, kind, i) for kind, i, fp in movers if any(footprints_overlap(fp, s) for s in static)]
         one = {"pedestrian": "walker", "pallet_jack": "jack", "pusher": "jack"}
         for a, (kind, i, fp) in enumerate(movers):
@@ -206,7 +257,7 @@ def test_movers_keep_clear_of_parked_site_assets_props_and_standing_people():
     plan = replace(base, assets=[site_jack, crate],
                    distractors=[PalletStack(count=2, plastic=False, footprint=[1.2, 0.8], x=5.0, y=10.0, yaw=0.0),
                                 Cone(height=0.6, color=[1.0, 0.5, 0.0], footprint=[0.38, 0.38], x=0.9, y=10.0, yaw=0.0)])
-    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    cfg = STRAIGHT
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
     assert _collisions(plan, motion, 120, fps=10) == []
     frames = [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in range(120)]
@@ -277,7 +328,7 @@ def test_walkers_heading_at_each_other_step_aside_pass_and_keep_their_body_and_w
     plan = replace(base, pedestrians=[replace(a, x=11.0, y=8.0, yaw=0.0), replace(b, x=19.0, y=8.0, yaw=math.pi),
                                       *base.pedestrians[1:]],
                    pallet_jacks=[replace(base.pallet_jacks[0], pushed_by=3)])
-    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    cfg = STRAIGHT
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY + OTHER_WALKER)
     assert [m.speed for m in motion.pedestrians] == [1.0, 1.0, 0.0, 0.0]
     assert _collisions(plan, motion, 60, fps=10) == []
@@ -302,7 +353,7 @@ def test_a_walker_with_no_way_around_turns_back():
     wall = UserAsset(path="site/crates.obj", category="crate", scale=1.0, size=[20.0, 0.8, 1.0], x=10.0, y=4.0, yaw=0.0)
     plan = replace(base, assets=[wall], pedestrians=[replace(base.pedestrians[0], x=4.0, y=1.0, yaw=math.pi / 2),
                                                      *base.pedestrians[1:]])
-    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    cfg = STRAIGHT
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
     assert _collisions(plan, motion, 60, fps=10) == []
     walker = [f.pedestrians[0] for f in _frames(plan, motion, 60)]
@@ -318,7 +369,7 @@ def test_a_walker_meeting_a_pushed_jack_steps_around_it_and_the_jack_keeps_its_l
     base = tiny_plan()
     walker = replace(base.pedestrians[0], x=14.0, y=24.0, yaw=-math.pi / 2)
     plan = replace(base, pedestrians=[walker, *base.pedestrians[1:]])
-    cfg = ClipSettings(walk_speed=(1.0, 1.0), push_speed=(0.5, 0.5), stride_m=1.4)
+    cfg = STRAIGHT
     motion = plan_motion(plan, cfg, np.random.default_rng(0), LIBRARY)
     assert _collisions(plan, motion, 120, fps=10) == []
     frames = _frames(plan, motion, 120)

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from pipeline.common import UserError
-from pipeline.humans import CYCLE_PHASES, POSE_CYCLE, REGIONS, generate, load_human_index, main, still_meshes
+from pipeline.humans import (
+    CYCLE_PHASES,
+    POSE_CYCLE,
+    REGIONS,
+    generate,
+    load_human_index,
+    main,
+    still_meshes,
+)
 
 pytest.importorskip("anny")
 pytestmark = pytest.mark.slow
@@ -115,6 +123,37 @@ def test_library_meshes_outlive_the_frame_and_come_back_after_a_reset(tmp_path):
     bpy.ops.wm.read_factory_settings(use_empty=True)              # Blender freed it: imported again
     me2, regions2 = lib.get(rec["file"], rec)
     assert len(me2.polygons) == n_faces and regions2 == regions and bpy.data.meshes.get(me2.name) == me2
+
+
+@pytest.mark.blender
+def test_cloth_coordinates_are_the_body_standing_straight_in_every_walk_phase(tmp_path):
+    """Fabric patterns are laid in the `cloth` attribute (blender/materials/fabric.py): per
+    vertex, in the OBJ's vertex order, the same body standing straight whatever the phase, so a
+    pattern stays on the cloth as the legs swing. A cloth file of the wrong shape is refused."""
+    bpy = pytest.importorskip("bpy")
+    from blender.assets.pedestrian import HumanMeshes
+    from blender.materials.fabric import CLOTH_ATTRIBUTE
+
+    out = tmp_path / "humans"
+    generate(out, count=1, seed=0, progress=False)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    lib = HumanMeshes(out)
+    cloth = {}
+    for mid in ("h0000", "h0000p4"):
+        rec = lib.index[mid]
+        me, _ = lib.get(rec["file"], rec)
+        co = np.array([v.co[:] for v in me.vertices])
+        assert np.abs(co - _obj_vertices(out / rec["file"])).max() < 1e-4     # the importer keeps vertex order
+        cloth[mid] = np.array([d.vector[:] for d in me.attributes[CLOTH_ATTRIBUTE].data])
+        assert np.allclose(cloth[mid], np.load(out / rec["cloth_file"]), atol=1e-6)
+        if mid == "h0000p4":
+            feet = cloth[mid][:, 2] < 0.15
+            assert np.median(np.linalg.norm(co - cloth[mid], axis=1)[feet]) > 0.05   # posed feet are elsewhere
+    assert np.array_equal(cloth["h0000"], cloth["h0000p4"])
+    np.save(out / "h0000p4_cloth.npy", np.zeros((10, 3), np.float32))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    with pytest.raises(ValueError, match=r"h0000p4_cloth.npy: expected cloth coordinates of shape \(\d+, 3\)"):
+        HumanMeshes(out).get("h0000p4.obj", lib.index["h0000p4"])
 
 
 def test_load_index_is_the_one_reader(tmp_path):

@@ -197,9 +197,29 @@ class HumanMeshes:
                     me.materials.append(None)
                 me.polygons.foreach_set("material_index", split.astype(np.int32))
                 regions = regions + list(EXTRA_REGIONS)
+                set_cloth_coordinates(me, self.dir / rec["cloth_file"] if rec.get("cloth_file") else None)
             me.use_fake_user = True
             self._meshes[filename] = (me, regions)
         return self._meshes[filename]
+
+
+def set_cloth_coordinates(me: bpy.types.Mesh, path: Path | None) -> None:
+    """The mesh's `cloth` attribute (fabric.CLOTH_ATTRIBUTE): each vertex where it sits on the body
+    standing straight (the library's `_cloth.npy`), so fabric patterns stay on the cloth as
+    limbs move; a library made before those files: the vertex's own place (patterns projected)."""
+    n = len(me.vertices)
+    if path is None:
+        co = np.empty(n * 3, dtype=np.float32)
+        me.vertices.foreach_get("co", co)
+    else:
+        try:
+            co = np.load(path).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise FileNotFoundError(f"{path}: unreadable cloth coordinates ({e}); re-run `make humans`") from e
+        if co.shape != (n, 3):
+            raise ValueError(f"{path}: expected cloth coordinates of shape ({n}, 3), got {co.shape}; re-run `make humans`")
+        co = co.ravel()
+    me.attributes.new(fabric.CLOTH_ATTRIBUTE, "FLOAT_VECTOR", "POINT").data.foreach_set("vector", co)
 
 
 def _dress(ob: bpy.types.Object, regions: list[str], looks: dict[str, bpy.types.Material]) -> None:

@@ -1,8 +1,11 @@
 """Clothing fabrics (one family per pattern: woven, knit, denim, check, stripe, camo) and a
 printed logo or text patch on the chest or back of a shirt.
 
-Patterns run in the body mesh's own coordinates (Object, metres: feet at z = 0, facing -Y),
-so they move with the person and keep their size whatever the camera. `color` is the cloth,
+Patterns run in the body's cloth coordinates (the mesh's `cloth` attribute: where each vertex
+sits on the body standing straight, metres, feet at z = 0, facing -Y; set by
+blender.assets.pedestrian), so they move with the person, follow a swinging arm or a bent knee
+as cloth does and keep their size whatever the camera. The print stays in Object coordinates
+(the torso barely moves between poses). `color` is the cloth,
 `color2` the second yarn (heather, faded denim threads, the check or stripe colour, the camo
 blotches); `marks` is the pattern's contrast, `scale` its pitch in metres, `wear` fading,
 `dirt` grime, `seed` shifts the noise. A garment with a print is the fabric's BSDF and the
@@ -23,17 +26,23 @@ FADE = (0.92, 0.92, 0.9)
 PRINT_GROUP = "print"
 # print shapes, in blender.plan.actors.PRINT_SHAPES order (the group's `shape` input is the index)
 SHAPES = ("disc", "ring", "text", "chevron", "block", "band")
+CLOTH_ATTRIBUTE = "cloth"
+
+
+def _cloth(t: Tree):
+    """Cloth coordinates (see the module docstring)."""
+    return t.node("ShaderNodeAttribute", attribute_type="GEOMETRY", attribute_name=CLOTH_ATTRIBUTE).outputs["Vector"]
 
 
 def _across(t: Tree):
     """(across, up): a coordinate round the body (x on front and back, y on the sides) and z."""
-    x, y, z = t.xyz(t.coord("Object"))
+    x, y, z = t.xyz(_cloth(t))
     return t.math("ADD", x, y), z
 
 
 def _finish(t: Tree, s, color, height=None, bump: float = 0.0) -> None:
     """Fading (wear) and grime (dirt) over the pattern's colour; cloth sheen; an optional weave bump."""
-    p = t.coord("Object")
+    p = _cloth(t)
     fade = t.ramp(t.noise(p, scale=2.0, detail=1.0, w=s.seed + 7), 0.4, 0.8, 0.0, 0.35 * s.wear)
     color = t.mix(fade, color, FADE)
     grime = t.ramp(t.noise(p, scale=3.0, detail=1.0, w=s.seed + 8), 0.5, 0.85, 0.0, 0.6 * s.dirt)
@@ -53,7 +62,7 @@ def woven(t: Tree, s) -> None:
     warp = t.math("SINE", t.math("MULTIPLY", t.math("DIVIDE", a, s.scale.socket), k))
     weft = t.math("SINE", t.math("MULTIPLY", t.math("DIVIDE", z, s.scale.socket), k))
     weave = t.math("MULTIPLY", warp, weft)                                   # -1..1, a plain weave
-    heather = t.noise(t.coord("Object"), scale=60.0, detail=1.0, w=s.seed)
+    heather = t.noise(_cloth(t), scale=60.0, detail=1.0, w=s.seed)
     fac = t.math("MULTIPLY", t.math("ADD", t.math("MULTIPLY", weave, 0.25), heather), s.marks * 0.6)
     _finish(t, s, t.mix(fac, s.color, s.color2), weave, 0.15)
 
@@ -61,7 +70,7 @@ def woven(t: Tree, s) -> None:
 def knit(t: Tree, s) -> None:
     a, _ = _across(t)
     rib = t.math("ABSOLUTE", t.math("SINE", t.math("MULTIPLY", t.math("DIVIDE", a, s.scale.socket), math.pi)))
-    heather = t.ramp(t.noise(t.coord("Object"), scale=90.0, detail=1.0, w=s.seed), 0.35, 0.75)
+    heather = t.ramp(t.noise(_cloth(t), scale=90.0, detail=1.0, w=s.seed), 0.35, 0.75)
     fac = t.math("MULTIPLY", t.math("ADD", t.math("MULTIPLY", rib, 0.3), t.math("MULTIPLY", heather, 0.7)), s.marks)
     _finish(t, s, t.mix(fac, s.color, s.color2), rib, 0.25)
 
@@ -71,7 +80,7 @@ def denim(t: Tree, s) -> None:
     twill = _periodic(t, t.math("ADD", a, z), s.scale, 0.5)                 # diagonal threads
     fac = t.math("MULTIPLY", twill, s.marks * 0.3)
     # faded where denim rubs: broad light patches (wear widens them)
-    worn = t.ramp(t.noise(t.coord("Object"), scale=4.0, detail=2.0, w=s.seed), 0.55 - 0.2 * s.wear, 0.75, 0.0, 0.6)
+    worn = t.ramp(t.noise(_cloth(t), scale=4.0, detail=2.0, w=s.seed), 0.55 - 0.2 * s.wear, 0.75, 0.0, 0.6)
     fac = t.math("MAXIMUM", fac, worn)
     _finish(t, s, t.mix(fac, s.color, s.color2), twill, 0.1)
 
@@ -96,7 +105,7 @@ def stripe(t: Tree, s) -> None:
 
 
 def camo(t: Tree, s) -> None:
-    p = t.coord("Object")
+    p = _cloth(t)
     blot = t.math("GREATER_THAN", t.noise(p, scale=(1.0 / s.scale).socket, detail=2.0, roughness=0.6, w=s.seed), 0.52)
     dark = t.math("GREATER_THAN", t.noise(p, scale=(1.3 / s.scale).socket, detail=2.0, roughness=0.6,
                                           w=s.seed + 3), 0.6)

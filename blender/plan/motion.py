@@ -1,6 +1,9 @@
-"""A scene plan over time, for clips: walking pedestrians move along their heading through the
-walk phases of their library mesh, pushed pallet jacks roll with their pusher, a robot camera
-glides forward; the rest stays put. Movers turn back at racks and walls. A walker that sees a
+"""A scene plan over time, for clips: walking pedestrians move through the walk phases of their
+library mesh, pushed pallet jacks roll with their pusher, a robot camera glides forward; the
+rest stays put. With `clip.routes` a walker walks from goal to goal over the free floor along
+the shortest way (blender.plan.routes): its heading is where that way leads; where other movers
+block every way on, it waits, and after ROUTE_PATIENCE_STEPS takes up its next goal. Without
+routes a walker keeps its heading and turns back at racks and walls. A walker that sees a
 static thing (site asset, prop, standing person, parked jack) or another mover (a walker, a
 pushed jack with its pusher) in its way within LOOKAHEAD_M steps around it: it walks at the
 smallest deviation from its heading, right side first, whose next step and look-ahead point
@@ -16,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +27,7 @@ import numpy as np
 from blender.plan.actors import distractor_footprint, person_footprint
 from blender.plan.draw import Rng
 from blender.plan.geometry import Footprint, footprints_overlap, jack_footprint
+from blender.plan.routes import GOAL_REACHED_M, ROUTE_PATIENCE_STEPS, Routes
 from blender.plan.scene_plan import Jack, Layout, Person, ScenePlan
 from blender.plan.site import asset_footprint
 
@@ -33,7 +37,8 @@ if TYPE_CHECKING:  # job_config imports the plan package: only the type is neede
 # what a clip's frames look like depends on the motion model: part of the clip's config hash,
 # so a clip folder half-rendered under an older model is refused instead of continued.
 # 2: walkers step around what they see in their way (1: they turned back); 3: a walker steps
-# through its own body's walk cycle where the library has one (pipeline.humans CYCLE_PHASES)
+# through its own body's walk cycle where the library has one (pipeline.humans CYCLE_PHASES),
+# and with clip.routes walks from goal to goal along planned routes
 MOTION_VERSION = 3
 
 # walkers keep this far from walls and rack faces, and turn around there
@@ -69,6 +74,7 @@ class PersonMotion:
     speed: float           # m/s; 0 stands still
     cycle: list[PhaseMesh]  # library meshes to step through; fewer than 2: the mesh stays
     keeps_lane: bool = False   # a scenario's scripted walker: no stepping around (its pass is the point)
+    goals: list[tuple[float, float]] = field(default_factory=list)   # clip.routes: where it walks, in turn
 
 
 @dataclass
@@ -121,7 +127,18 @@ def plan_motion(plan: ScenePlan, cfg: ClipSettings, rng: Rng, library: list[dict
                                  cycle=[PhaseMesh(m["id"], m["phase"]) for m in cycle]))
     for j in plan.pallet_jacks:
         jacks.append(JackMotion(float(rng.uniform(*cfg.push_speed)) if j.pushed_by is not None else 0.0))
-    return Motion(peds, jacks, cfg.robot_speed if cfg.camera == "robot" else 0.0, plan_attempt)
+    motion = Motion(peds, jacks, cfg.robot_speed if cfg.camera == "robot" else 0.0, plan_attempt)
+    if cfg.routes:
+        routes = floor_routes(plan, motion)
+        for p, pm in zip(plan.pedestrians, peds, strict=True):
+            if pm.speed > 0 and not pm.keeps_lane:
+                pm.goals = routes.goals(rng, p.x, p.y)
+    return motion
+
+
+def floor_routes(plan: ScenePlan, motion: Motion) -> Routes:
+    """The free floor of the clip's hall for its walkers' routes."""
+    return Routes(plan.layout, static_footprints(plan, motion), WALK_CLEARANCE_M)
 
 
 def static_footprints(plan: ScenePlan, motion: Motion) -> list[Footprint]:
@@ -163,6 +180,9 @@ class _Mover:
     heading: float      # where it is going: its yaw unless it is stepping around something
     steers: bool        # walkers step around things; pushed jacks keep their lane
     dist: float = 0.0   # walked so far
+    goals: list[tuple[float, float]] = field(default_factory=list)   # its route's goals (none: keeps its heading)
+    goal: int = 0       # the one it walks to
+    waited: int = 0     # steps in a row it could not move
 
     def footprints(self) -> list[Footprint]:
         return self.body(self.x, self.y, self.yaw)
@@ -171,10 +191,18 @@ class _Mover:
         return self.x + math.cos(yaw) * dist, self.y + math.sin(yaw) * dist
 
 
-def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footprint], dt: float) -> None:
+def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footprint], dt: float,
+          routes: Routes | None) -> None:
     """One step of mover `m` (see the module docstring); `others`: the other movers' footprints."""
     step = m.speed * dt
-    if m.steers and not _blocked(layout, *m.ahead(m.heading, step)):
+    if m.goals and routes is not None:
+        if math.hypot(m.x - m.goals[m.goal][0], m.y - m.goals[m.goal][1]) < GOAL_REACHED_M:
+            m.goal = (m.goal + 1) % len(m.goals)
+        wx, wy = routes.waypoint(m.x, m.y, m.goals[m.goal])
+        if math.hypot(wx - m.x, wy - m.y) > 1e-9:
+            m.heading = math.atan2(wy - m.y, wx - m.x)
+    # a walker on a route always looks for a way on; one without turns back at walls and racks
+    if m.steers and (m.goals or not _blocked(layout, *m.ahead(m.heading, step))):
         for dev in STEER_DEG:
             yaw = m.heading + math.radians(dev)
             if (_clear(layout, static, others, m.body, *m.ahead(yaw, step), yaw)
@@ -188,12 +216,18 @@ def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footp
     if _clear(layout, static, others, m.body, nx, ny, yaw):
         m.x, m.y, m.yaw = nx, ny, yaw
         m.dist += step
+        m.waited = 0
+    elif m.goals and routes is not None:   # a walker on a route waits for the way to clear ...
+        m.waited += 1
+        if m.waited >= ROUTE_PATIENCE_STEPS:   # ... or takes up its next goal
+            m.goal, m.waited = (m.goal + 1) % len(m.goals), 0
     elif _clear(layout, static, others, m.body, m.x, m.y, m.heading + math.pi):
         m.heading += math.pi
         m.yaw = m.heading
 
 
-def _walk(layout: Layout, static: list[Footprint], movers: list[_Mover], dt: float, steps: int) -> None:
+def _walk(layout: Layout, static: list[Footprint], movers: list[_Mover], dt: float, steps: int,
+          routes: Routes | None) -> None:
     """Advance `movers` by `steps` steps, one mover after another in list order, each checked
     against the others where they stand then (this step's place for those before it, the last
     step's for those after). Every pose taken is clear of every other mover's pose at the end
@@ -202,7 +236,7 @@ def _walk(layout: Layout, static: list[Footprint], movers: list[_Mover], dt: flo
     for _ in range(steps):
         for i, m in enumerate(movers):
             others = [fp for k, fps in enumerate(placed) if k != i for fp in fps]
-            _step(m, layout, static, others, dt)
+            _step(m, layout, static, others, dt, routes)
             placed[i] = m.footprints()
 
 
@@ -250,7 +284,8 @@ class MoverStates:
 
     def __init__(self):
         self.frame = 0
-        self.poses: list[tuple[float, float, float, float, float]] | None = None   # x, y, yaw, heading, dist
+        self.poses: list[tuple[float, float, float, float, float, int, int]] | None = None  # x, y, yaw, heading, dist, goal, waited
+        self.routes: Routes | None = None    # the clip's floor grid and the ways to goals found so far
 
 
 def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m: float,
@@ -267,19 +302,26 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
     for k in walkers:
         p = base.pedestrians[k]
         pm = motion.pedestrians[k]
-        movers.append(_Mover(_person_body(p), p.x, p.y, p.yaw, pm.speed, p.yaw, steers=not pm.keeps_lane))
+        movers.append(_Mover(_person_body(p), p.x, p.y, p.yaw, pm.speed, p.yaw, steers=not pm.keeps_lane,
+                             goals=list(pm.goals)))
     for ji in rolling:
         j, pi = base.pallet_jacks[ji], base.pallet_jacks[ji].pushed_by   # pi None: a scenario's jack drives on its own
         body = _jack_body(j, None if pi is None else base.pedestrians[pi])
         movers.append(_Mover(body, j.x, j.y, j.yaw, motion.pallet_jacks[ji].speed, j.yaw, steers=False))
+    routes = None
+    if any(m.goals for m in movers):
+        routes = states.routes if states is not None and states.routes is not None else floor_routes(base, motion)
+        if states is not None:
+            states.routes = routes
     start = 0
     if states is not None and states.poses is not None and states.frame <= frame:
         start = states.frame
-        for m, (x, y, yaw, heading, dist) in zip(movers, states.poses, strict=True):
-            m.x, m.y, m.yaw, m.heading, m.dist = x, y, yaw, heading, dist
-    _walk(lay, static, movers, dt, frame - start)
+        for m, (x, y, yaw, heading, dist, goal, waited) in zip(movers, states.poses, strict=True):
+            m.x, m.y, m.yaw, m.heading, m.dist, m.goal, m.waited = x, y, yaw, heading, dist, goal, waited
+    _walk(lay, static, movers, dt, frame - start, routes)
     if states is not None:
-        states.frame, states.poses = frame, [(m.x, m.y, m.yaw, m.heading, m.dist) for m in movers]
+        states.frame = frame
+        states.poses = [(m.x, m.y, m.yaw, m.heading, m.dist, m.goal, m.waited) for m in movers]
     for k, m in zip(walkers, movers[:len(walkers)], strict=True):
         p = plan.pedestrians[k]
         p.x, p.y, p.yaw = m.x, m.y, m.yaw
