@@ -113,6 +113,28 @@ def test_a_walker_on_a_route_walks_round_the_rack_to_its_goal():
     assert [frame_plan(plan, motion, k, fps=10, stride_m=1.4) for k in (0, 150, 399)] == [frames[0], frames[150], frames[399]]
 
 
+def test_a_walker_on_a_route_waits_where_movers_block_every_way_then_takes_its_next_goal():
+    """Hemmed in by other movers on every side, a walker on a route neither moves nor turns
+    round: it waits, and after ROUTE_PATIENCE_STEPS blocked steps takes up its next goal."""
+    from blender.plan.motion import _Mover, _person_body, _step, floor_routes
+    from blender.plan.routes import ROUTE_PATIENCE_STEPS
+
+    plan = tiny_plan()
+    me = replace(plan.pedestrians[0], x=4.0, y=12.0, yaw=0.0)
+    routes = floor_routes(plan, plan_motion(plan, STRAIGHT, np.random.default_rng(0), LIBRARY))
+    m = _Mover(_person_body(me), me.x, me.y, me.yaw, 1.0, me.yaw, steers=True, goals=[(15.0, 12.0), (3.0, 27.0)])
+    ring = [_person_fp(replace(me, x=me.x + 0.7 * math.cos(a), y=me.y + 0.7 * math.sin(a), yaw=a))
+            for a in np.linspace(0, 2 * math.pi, 12, endpoint=False)]
+    for k in range(1, ROUTE_PATIENCE_STEPS):
+        _step(m, plan.layout, [], ring, 0.1, routes)
+        assert (m.x, m.y, m.goal, m.waited) == (4.0, 12.0, 0, k)
+        assert math.cos(m.yaw) == pytest.approx(1.0)             # no turning back and forth
+    _step(m, plan.layout, [], ring, 0.1, routes)
+    assert (m.goal, m.waited) == (1, 0)
+    _step(m, plan.layout, [], [], 0.1, routes)                    # the way clears: it walks again
+    assert (m.x, m.y) != (4.0, 12.0) and m.waited == 0
+
+
 def test_route_goals_are_seeded_reachable_and_far_apart():
     from blender.plan.motion import floor_routes
     from blender.plan.routes import GOAL_MIN_DIST_M, GOALS_PER_WALKER
