@@ -283,6 +283,7 @@ class Library:
         w = self.model.vertex_bone_weights.detach().cpu().numpy()
         idx = self.model.vertex_bone_indices.detach().cpu().numpy()
         self.dominant = idx[np.arange(len(idx)), w.argmax(1)]  # per-vertex dominant bone
+        self._bodies: dict[int, tuple] = {}   # body -> Library._body
 
     def _run(self, pheno: dict, pose: dict[str, np.ndarray]):
         torch = self.torch
@@ -302,28 +303,11 @@ class Library:
         base_id = mesh_id
         if cycle is not None:
             mesh_id, phase = cycle
-        brng = np.random.default_rng([self.seed, 1_000_000 + body])
-        pheno, target = sample_phenotype(brng, self.shapes)
-        # anny's `height` moves stature almost linearly: solve it from two probes
-        probes = []
-        for h in (0.3, 0.6):
-            standing, _, _ = self._run({**pheno, "height": h}, {})
-            probes.append(float(np.ptp(standing[:, 2])))
-        pheno["height"] = float(np.clip(0.3 + 0.3 * (target - probes[0]) / (probes[1] - probes[0]), 0.0, 1.0))
-        standing, rest, _ = self._run(pheno, {})
-        stature = float(np.ptp(standing[:, 2]))
-        long_hair = pheno["gender"] > 0.5 and brng.random() < 0.6
+        pheno, stature, long_hair, region, cloth = self._body(body)
         prng = np.random.default_rng([self.seed, i])   # mesh i's jitter, the same in every phase
         v, _, heads = self._run(pheno, pose_angles(pose, phase, prng))
         v = self._grounded(v, heads)
-        # where each vertex is on the body standing straight, arms down: the coordinates clothing
-        # patterns are laid in, so a stripe follows a swinging arm or a bent knee as cloth does
-        straight, _, straight_heads = self._run(pheno, pose_angles("stand", 0.0, None))
-        cloth = self._grounded(straight, straight_heads)
-        buf = io.BytesIO()
-        np.save(buf, cloth.astype(np.float32))
-        atomic_write_bytes(self.out / f"{mesh_id}_cloth.npy", buf.getvalue())
-        region = face_regions(self.model, rest, self.faces, self.seg, long_hair)
+        atomic_write_bytes(self.out / f"{mesh_id}_cloth.npy", cloth)
         n = vertex_normals(v, self.faces)
         text, counts = obj_text(v, n, self.faces, region, REGIONS)
         atomic_write_text(self.out / f"{mesh_id}.obj", text)
@@ -357,6 +341,30 @@ class Library:
             record["cycle_of"] = base_id
         atomic_write_json(self.out / f"{mesh_id}.json", record, indent=1)
         return record
+
+    def _body(self, body: int) -> tuple[dict, float, bool, np.ndarray, bytes]:
+        """(phenotype, stature, long hair, face regions, cloth coordinates as .npy bytes) of a
+        body: the same for its two poses and every walk phase, so worked out once per body."""
+        if body not in self._bodies:
+            brng = np.random.default_rng([self.seed, 1_000_000 + body])
+            pheno, target = sample_phenotype(brng, self.shapes)
+            # anny's `height` moves stature almost linearly: solve it from two probes
+            probes = []
+            for h in (0.3, 0.6):
+                standing, _, _ = self._run({**pheno, "height": h}, {})
+                probes.append(float(np.ptp(standing[:, 2])))
+            pheno["height"] = float(np.clip(0.3 + 0.3 * (target - probes[0]) / (probes[1] - probes[0]), 0.0, 1.0))
+            standing, rest, _ = self._run(pheno, {})
+            stature = float(np.ptp(standing[:, 2]))
+            long_hair = pheno["gender"] > 0.5 and brng.random() < 0.6
+            region = face_regions(self.model, rest, self.faces, self.seg, long_hair)
+            # where each vertex is on the body standing straight, arms down: the coordinates clothing
+            # patterns are laid in, so a stripe follows a swinging arm or a bent knee as cloth does
+            straight, _, straight_heads = self._run(pheno, pose_angles("stand", 0.0, None))
+            buf = io.BytesIO()
+            np.save(buf, self._grounded(straight, straight_heads).astype(np.float32))
+            self._bodies[body] = (pheno, stature, long_hair, region, buf.getvalue())
+        return self._bodies[body]
 
     def _grounded(self, v: np.ndarray, heads: np.ndarray) -> np.ndarray:
         """Feet on the floor, pelvis over the origin."""
