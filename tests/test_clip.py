@@ -116,12 +116,12 @@ def test_a_walker_on_a_route_walks_round_the_rack_to_its_goal():
 def test_a_walker_on_a_route_waits_where_movers_block_every_way_then_takes_its_next_goal():
     """Hemmed in by other movers on every side, a walker on a route neither moves nor turns
     round: it waits, and after ROUTE_PATIENCE_STEPS blocked steps takes up its next goal."""
-    from blender.plan.motion import _Mover, _person_body, _step, floor_routes
+    from blender.plan.motion import _Mover, _person_body, _step, floor_routes, static_footprints
     from blender.plan.routes import ROUTE_PATIENCE_STEPS
 
     plan = tiny_plan()
     me = replace(plan.pedestrians[0], x=4.0, y=12.0, yaw=0.0)
-    routes = floor_routes(plan, plan_motion(plan, STRAIGHT, np.random.default_rng(0), LIBRARY))
+    routes = floor_routes(plan.layout, static_footprints(plan, plan_motion(plan, STRAIGHT, np.random.default_rng(0), LIBRARY)))
     m = _Mover(_person_body(me), me.x, me.y, me.yaw, 1.0, me.yaw, steers=True, goals=[(15.0, 12.0), (3.0, 27.0)])
     ring = [_person_fp(replace(me, x=me.x + 0.7 * math.cos(a), y=me.y + 0.7 * math.sin(a), yaw=a))
             for a in np.linspace(0, 2 * math.pi, 12, endpoint=False)]
@@ -136,7 +136,7 @@ def test_a_walker_on_a_route_waits_where_movers_block_every_way_then_takes_its_n
 
 
 def test_route_goals_are_seeded_reachable_and_far_apart():
-    from blender.plan.motion import floor_routes
+    from blender.plan.motion import floor_routes, static_footprints
     from blender.plan.routes import GOAL_MIN_DIST_M, GOALS_PER_WALKER
 
     plan = tiny_plan()
@@ -146,7 +146,7 @@ def test_route_goals_are_seeded_reachable_and_far_apart():
     assert motion != plan_motion(plan, cfg, np.random.default_rng(6), LIBRARY)
     goals = motion.pedestrians[0].goals
     assert len(goals) == GOALS_PER_WALKER and all(not m.goals for m in motion.pedestrians[1:])   # walkers only
-    routes = floor_routes(plan, motion)
+    routes = floor_routes(plan.layout, static_footprints(plan, motion))
     start = plan.pedestrians[0]
     prev = (start.x, start.y)
     for g in goals:

@@ -129,16 +129,16 @@ def plan_motion(plan: ScenePlan, cfg: ClipSettings, rng: Rng, library: list[dict
         jacks.append(JackMotion(float(rng.uniform(*cfg.push_speed)) if j.pushed_by is not None else 0.0))
     motion = Motion(peds, jacks, cfg.robot_speed if cfg.camera == "robot" else 0.0, plan_attempt)
     if cfg.routes:
-        routes = floor_routes(plan, motion)
+        routes = floor_routes(plan.layout, static_footprints(plan, motion))
         for p, pm in zip(plan.pedestrians, peds, strict=True):
             if pm.speed > 0 and not pm.keeps_lane:
                 pm.goals = routes.goals(rng, p.x, p.y)
     return motion
 
 
-def floor_routes(plan: ScenePlan, motion: Motion) -> Routes:
-    """The free floor of the clip's hall for its walkers' routes."""
-    return Routes(plan.layout, static_footprints(plan, motion), WALK_CLEARANCE_M)
+def floor_routes(layout: Layout, static: list[Footprint]) -> Routes:
+    """The free floor of a clip's hall for its walkers' routes; `static`: static_footprints."""
+    return Routes(layout, static, WALK_CLEARANCE_M)
 
 
 def static_footprints(plan: ScenePlan, motion: Motion) -> list[Footprint]:
@@ -310,7 +310,7 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
         movers.append(_Mover(body, j.x, j.y, j.yaw, motion.pallet_jacks[ji].speed, j.yaw, steers=False))
     routes = None
     if any(m.goals for m in movers):
-        routes = states.routes if states is not None and states.routes is not None else floor_routes(base, motion)
+        routes = states.routes if states is not None and states.routes is not None else floor_routes(lay, static)
         if states is not None:
             states.routes = routes
     start = 0

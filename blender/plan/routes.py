@@ -14,7 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from blender.plan.draw import Rng
-from blender.plan.geometry import Footprint
+from blender.plan.geometry import Footprint, rack_footprint
 from blender.plan.scene_plan import Layout
 
 ROUTE_CELL_M = 0.25          # grid pitch: a quarter of a stride
@@ -47,12 +47,10 @@ class Routes:
         x, y = self.cx, self.cy
         m = wall_margin + ROUTE_WALL_EXTRA_M
         free = (x >= m) & (x <= layout.width - m) & (y >= m) & (y <= layout.length - m)
-        for r in layout.racks:
-            free &= ~((x >= r.x0 - m) & (x <= r.x1 + m) & (y >= r.y0 - m) & (y <= r.y1 + m))
-        for fp in static:
+        for fp, grow in [(rack_footprint(r), m) for r in layout.racks] + [(fp, ROUTE_INFLATE_M) for fp in static]:
             c, s = math.cos(fp.yaw), math.sin(fp.yaw)
             lx, ly = (x - fp.x) * c + (y - fp.y) * s, -(x - fp.x) * s + (y - fp.y) * c
-            free &= ~((np.abs(lx) <= fp.length / 2 + ROUTE_INFLATE_M) & (np.abs(ly) <= fp.width / 2 + ROUTE_INFLATE_M))
+            free &= ~((np.abs(lx) <= fp.length / 2 + grow) & (np.abs(ly) <= fp.width / 2 + grow))
         self.free = free
         self.graph = self._graph(free.reshape(self.ny, self.nx))
         self.parts = connected_components(self.graph, directed=False)[1]   # cell -> its piece of floor
