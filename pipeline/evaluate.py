@@ -46,7 +46,7 @@ from pipeline.data import resolve_dataset
 from pipeline.detections import outputs_to_results
 from pipeline.devices import resolve_device
 from pipeline.draw import load_rgb
-from pipeline.inference_settings import InferenceSettings
+from pipeline.inference_settings import InferenceSettings, checkpoint_mask_threshold
 from pipeline.model import model_from_checkpoint, set_inference_options
 from pipeline.report import (
     draw_gt_and_prediction,
@@ -165,7 +165,7 @@ def run_inference(model, gt: GroundTruth, image_dir: Path, cfg: EvalConfig, devi
                 torch.cuda.synchronize(device)
             dt = time.perf_counter() - t0
             batch_results = [r for out, i in zip(outputs, ids, strict=True)
-                             for r in outputs_to_results(out, i, cfg.mask_threshold)]
+                             for r in outputs_to_results(out, i, cfg.mask_threshold_for(None))]
             atomic_write_json(parts_dir / f"batch_{b:06d}.json",
                               {"fingerprint": fingerprint, "image_ids": [int(i) for i in ids],
                                "forward_s": dt, "results": batch_results})
@@ -260,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     model, ckpt = model_from_checkpoint(ckpt_path, device)
+    chosen = checkpoint_mask_threshold(ckpt)
+    mask_source = ("mask_threshold" if cfg.mask_threshold is not None else
+                   "chosen on the validation set in training" if chosen is not None else "default")
+    cfg = cfg.model_copy(update={"mask_threshold": cfg.mask_threshold_for(chosen)})
     # the score threshold is not applied: AP needs every detection
     set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size,
                           rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
@@ -319,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reused_predictions": reused is not None,
         },
         "score_threshold": cfg.score_threshold,
+        "mask_threshold": {"value": cfg.mask_threshold, "source": mask_source},
         "num_predictions": len(results),
         **{t: r.to_json() for t, r in scored.items()},
         "confusion_matrix": {"labels": CLASS_NAMES, "matrix": cm.tolist(), "iou_threshold": 0.5,

@@ -37,14 +37,15 @@ from pipeline.common import (
     run_cli,
     sha256_file,
 )
-from pipeline.inference_settings import InferenceSettings
-from pipeline.predictors import ONNX_OUTPUTS, OnnxPredictor
+from pipeline.inference_settings import InferenceSettings, checkpoint_mask_threshold
+from pipeline.predictors import MASK_THRESHOLD_KEY, ONNX_OUTPUTS, OnnxPredictor
 from pipeline.sources import IMAGE_SUFFIXES, _natural_key
 
 
 class ExportConfig(InferenceSettings):
     """score_threshold, min_size, max_size and rpn_post_nms_top_n are baked into the graph;
-    mask_threshold binarises masks for the parity check. The graph is traced on the CPU in
+    mask_threshold binarises masks for the parity check (unset: the checkpoint's chosen one,
+    which the graph's metadata then carries for OnnxPredictor). The graph is traced on the CPU in
     fp32, one image at a time, so device, half and batch_size are not used here."""
 
     opset: int = Field(17, ge=11)
@@ -58,7 +59,9 @@ class ExportConfig(InferenceSettings):
 
 # ---------------------------------------------------------------- export
 
-def export_onnx(model, out: Path, example_hw: tuple[int, int], opset: int) -> Path:
+def export_onnx(model, out: Path, example_hw: tuple[int, int], opset: int,
+                metadata: dict[str, str] | None = None) -> Path:
+    """The graph of `model` written to `out`, with `metadata` as the model's metadata_props."""
     import torch
 
     example = torch.rand(3, *example_hw, generator=torch.Generator().manual_seed(0))
@@ -72,6 +75,12 @@ def export_onnx(model, out: Path, example_hw: tuple[int, int], opset: int) -> Pa
                               dynamic_axes={"image": {1: "height", 2: "width"}, "boxes": {0: "n"},
                                             "labels": {0: "n"}, "scores": {0: "n"},
                                             "masks": {0: "n", 2: "height", 3: "width"}})
+        if metadata:
+            import onnx
+
+            graph = onnx.load(str(tmp))
+            onnx.helper.set_model_props(graph, metadata)
+            onnx.save(graph, str(tmp))
     return atomic_write_with(out, write)
 
 
@@ -204,12 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model, _ = model_from_checkpoint(args.checkpoint, device="cpu")
+    model, ckpt = model_from_checkpoint(args.checkpoint, device="cpu")
     set_inference_options(model, **cfg.model_options())
+    # the graph carries the checkpoint's mask threshold, so OnnxPredictor binarises as the .pt does
+    chosen = checkpoint_mask_threshold(ckpt)
+    cfg = cfg.model_copy(update={"mask_threshold": cfg.mask_threshold_for(chosen)})
 
     t0 = time.perf_counter()
     try:
-        export_onnx(model, out, images[0][1].shape[:2], cfg.opset)
+        export_onnx(model, out, images[0][1].shape[:2], cfg.opset,
+                    {MASK_THRESHOLD_KEY: str(cfg.mask_threshold)} if chosen is not None else None)
     except OSError as e:
         raise UserError(f"--out {out}: cannot write ({e.strerror or e})") from None
     export_s = time.perf_counter() - t0

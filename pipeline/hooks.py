@@ -2,7 +2,8 @@
 
 - Unfreeze: trainable backbone stages on the model.unfreeze_every schedule.
 - MetricsWriter: loss terms, learning rates and step time to metrics.jsonl and TensorBoard.
-- Validation: COCO AP on the validation set, its record, RUN/curve.png and best.pt.
+- Validation: COCO AP on the validation set (masks at the best of engine.MASK_THRESHOLDS), its
+  record, RUN/curve.png and best.pt.
 - PeriodicCheckpoint: last.pt, which --resume reads.
 
 Only rank 0 writes files; collective work (checkpoint RNG gathering, barriers, loss
@@ -26,7 +27,8 @@ from pipeline.coco_eval import GroundTruth
 from pipeline.common import UserError, atomic_write_text
 from pipeline.curves import plot_run
 from pipeline.ema import inference_model
-from pipeline.engine import coco_metrics, predict
+from pipeline.engine import MASK_THRESHOLDS, coco_metrics, predict
+from pipeline.inference_settings import DEFAULT_MASK_THRESHOLD
 from pipeline.model import ModelConfig, at_test_size, set_trainable, trainable_stages_at
 from pipeline.trainer import Hook, TrainState
 
@@ -138,7 +140,11 @@ class Validation(Hook):
 
     def validate(self, state: TrainState) -> dict | None:
         with at_test_size(inference_model(state.model, state.ema), self.model_cfg) as model:   # as evaluate runs it
-            results, kept = predict(model, self.loader, state.device, state.dtype, keep_outputs=self.tb_images)
+            # the mask threshold inference will use is chosen here, on the validation set (evaluate,
+            # video and export read it from the checkpoint's metrics)
+            thresholds = MASK_THRESHOLDS if self.gt.has_masks else (DEFAULT_MASK_THRESHOLD,)
+            results, kept = predict(model, self.loader, state.device, state.dtype, keep_outputs=self.tb_images,
+                                    mask_thresholds=thresholds)
         try:
             metrics = coco_metrics(self.gt, results)
         except UserError as e:  # e.g. a validation split holding only negatives
@@ -152,7 +158,7 @@ class Validation(Hook):
                 for cls, ap in m["per_class"].items():
                     if ap is not None:
                         self.tb.add_scalar(f"val_{iou_type}/AP_{cls}", ap, state.step)
-            log_images(self.tb, kept, state.step)
+            log_images(self.tb, kept, state.step, metrics.get("segm", {}).get("mask_threshold", DEFAULT_MASK_THRESHOLD))
         return metrics
 
 
@@ -191,13 +197,13 @@ def improves(best: dict | None, head: tuple[str, float]) -> bool:
     return head[1] > best["value"]
 
 
-def log_images(tb, kept: list[tuple], step: int) -> None:
+def log_images(tb, kept: list[tuple], step: int, mask_threshold: float) -> None:
     from pipeline.draw import draw_detections
 
     for i, (im, o) in enumerate(kept):
         rgb = (im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         keep = o["scores"] >= 0.5
-        masks = (o["masks"][keep, 0] > 0.5).numpy() if "masks" in o else None
+        masks = (o["masks"][keep, 0] > mask_threshold).numpy() if "masks" in o else None
         drawn = draw_detections(rgb, o["boxes"][keep].numpy(), o["labels"][keep].numpy(),
                                 o["scores"][keep].numpy(), masks)
         tb.add_image(f"val/predictions_{i}", drawn, step, dataformats="HWC")

@@ -11,6 +11,16 @@ from pydantic import Field
 
 from pipeline.common import StrictModel
 
+# torchvision's and detectron2's mask threshold: what a checkpoint without a chosen one runs at
+DEFAULT_MASK_THRESHOLD = 0.5
+
+
+def checkpoint_mask_threshold(ckpt: dict) -> float | None:
+    """The mask threshold training chose on its validation set for this checkpoint (the 'segm'
+    record of its metrics, pipeline.engine.coco_metrics); None where it chose none."""
+    t = ((ckpt.get("metrics") or {}).get("segm") or {}).get("mask_threshold")
+    return None if t is None else float(t)
+
 
 class InferenceSettings(StrictModel):
     device: str = "auto"                     # see pipeline.devices (auto: CUDA if present, else CPU)
@@ -25,7 +35,17 @@ class InferenceSettings(StrictModel):
     rpn_post_nms_top_n: int | None = Field(None, ge=1)
     # detections below are dropped by the model (None: the checkpoint's own threshold)
     score_threshold: float | None = Field(None, ge=0, le=1)
-    mask_threshold: float = Field(0.5, gt=0, lt=1)   # mask probability -> binary mask
+    # mask probability -> binary mask. None: the one chosen on the validation set in training
+    # (checkpoint_mask_threshold)
+    mask_threshold: float | None = Field(None, gt=0, lt=1)
+
+    def mask_threshold_for(self, chosen: float | None) -> float:
+        """The mask threshold to run a model with: ours if set, else the one its training chose
+        (`chosen`), else DEFAULT_MASK_THRESHOLD."""
+        for t in (self.mask_threshold, chosen):
+            if t is not None:
+                return t
+        return DEFAULT_MASK_THRESHOLD
 
     def model_options(self) -> dict:
         """Keyword arguments of pipeline.model.set_inference_options."""

@@ -17,10 +17,12 @@ import numpy as np
 
 from pipeline.common import UserError
 from pipeline.detections import Detections
-from pipeline.inference_settings import InferenceSettings
+from pipeline.inference_settings import InferenceSettings, checkpoint_mask_threshold
 
 # the ONNX graph's outputs, in order: the contract between pipeline.export and OnnxPredictor
 ONNX_OUTPUTS = ["boxes", "labels", "scores", "masks"]
+# the graph's metadata entry holding the checkpoint's mask threshold (pipeline.export writes it)
+MASK_THRESHOLD_KEY = "mask_threshold"
 
 
 class Predictor(Protocol):
@@ -32,14 +34,14 @@ class Predictor(Protocol):
 class TorchPredictor:
     """Batched torchvision Mask R-CNN, fp16 autocast on CUDA when `settings.half`."""
 
-    def __init__(self, model, device, settings: InferenceSettings):
+    def __init__(self, model, device, settings: InferenceSettings, chosen_mask_threshold: float | None = None):
         import torch
 
         self.torch = torch
         self.model = model
         self.device = device
         self.half = settings.half and device.type == "cuda"
-        self.mask_threshold = settings.mask_threshold
+        self.mask_threshold = settings.mask_threshold_for(chosen_mask_threshold)
         self.name = f"torch {device}{' fp16' if self.half else ''}"
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -83,7 +85,10 @@ class OnnxPredictor:
             raise UserError(f"{path}: not a model from pipeline.export (inputs {[i.name for i in inputs]}, "
                             f"outputs {outputs})")
         self.input_name = inputs[0].name
-        self.mask_threshold = settings.mask_threshold
+        # pipeline.export writes the checkpoint's chosen threshold into the graph's metadata
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.mask_threshold = settings.mask_threshold_for(
+            float(meta[MASK_THRESHOLD_KEY]) if MASK_THRESHOLD_KEY in meta else None)
         self.score_threshold = settings.score_threshold or 0.0
         self.name = f"onnxruntime {self.session.get_providers()[0]}"
 
@@ -112,10 +117,10 @@ def _torch_predictor(path: Path, settings: InferenceSettings) -> TorchPredictor:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = resolve_device(settings.device)
-    model, _ = model_from_checkpoint(path, device=device)
+    model, ckpt = model_from_checkpoint(path, device=device)
     # Fewer low-score boxes means fewer masks pasted at full resolution: the costly part on CPU.
     set_inference_options(model, **settings.model_options())
-    return TorchPredictor(model, device, settings)
+    return TorchPredictor(model, device, settings, checkpoint_mask_threshold(ckpt))
 
 
 def _onnx_predictor(path: Path, settings: InferenceSettings) -> OnnxPredictor:

@@ -210,6 +210,7 @@ def render_report(metrics: dict, plots: dict[str, str]) -> str:
             f"(model forward only; {_fmt(timing.get('total_s_per_image'), 4)} s/image with loading and encoding)",
             f"- Predictions: {metrics.get('num_predictions')} "
             f"(all scores kept for AP; drawings and confusion matrix use score >= {metrics.get('score_threshold')})",
+            *([f"- Masks: probability > {mt['value']:g} ({mt['source']})"] if (mt := metrics.get("mask_threshold")) else []),
             ""]
 
     out += ["## COCO metrics", ""]

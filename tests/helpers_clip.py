@@ -85,8 +85,9 @@ def gt_detections(root: str | Path) -> dict[int, list[tuple[int, int, list[float
 
 
 def save_tiny_checkpoint(path: str | Path, min_size: int = 96, max_size: int = 160, max_dets: int = 20,
-                         seed: int = 0) -> Path:
-    """A random-init checkpoint laid out as docs/DESIGN.md §7 "Run folder", with a tiny test-time size."""
+                         seed: int = 0, mask_threshold: float | None = None) -> Path:
+    """A random-init checkpoint laid out as docs/DESIGN.md §7 "Run folder", with a tiny test-time size;
+    `mask_threshold`: the one its (pretend) validation chose, in its metrics as training writes it."""
     import torch
 
     from pipeline.common import config_to_dict, package_versions
@@ -101,5 +102,7 @@ def save_tiny_checkpoint(path: str | Path, min_size: int = 96, max_size: int = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "optimizer": None, "scheduler": None, "scaler": None,
                 "step": 0, "rng": None, "config": config_to_dict(cfg), "categories": CATEGORIES,
-                "init": init, "versions": package_versions()}, path)
+                "init": init, "versions": package_versions(),
+                "metrics": None if mask_threshold is None else {"segm": {"AP": 0.0, "mask_threshold": mask_threshold}}},
+               path)
     return path

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["device=cpu", "threads=1", "num_workers=0", "batch_size=2"]
 
 
-def save_checkpoint(path: Path, categories=CATEGORIES) -> Path:
+def save_checkpoint(path: Path, categories=CATEGORIES, metrics: dict | None = None) -> Path:
     """A random-init checkpoint laid out as docs/DESIGN.md §7 "Run folder" (tiny input size, few detections)."""
     from pipeline.config import TrainConfig
     from pipeline.model import ModelConfig, build_model
@@ -45,7 +45,7 @@ def save_checkpoint(path: Path, categories=CATEGORIES) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict(), "optimizer": None, "scheduler": None, "scaler": None,
                 "step": 12, "rng": None, "config": config_to_dict(cfg), "categories": categories,
-                "init": init, "versions": package_versions()}, path)
+                "init": init, "versions": package_versions(), "metrics": metrics}, path)
     return path
 
 
@@ -113,6 +113,8 @@ def test_evaluate_end_to_end(checkpoint, coco_set_ro, tmp_path, capsys):
         assert img is not None and img.shape[0] > 50
     assert not (out / "parts").exists()  # batch files are gone once predictions.json is written
     assert (out / "config.yaml").read_text().startswith("device: cpu")
+    assert metrics["mask_threshold"] == {"value": 0.5, "source": "default"}
+    assert "- Masks: probability > 0.5 (default)" in report
 
     # a report-only change reuses predictions.json; a changed predictions.json is not trusted
     preds_text = (out / "predictions.json").read_text()
@@ -140,6 +142,21 @@ def test_evaluate_end_to_end(checkpoint, coco_set_ro, tmp_path, capsys):
     winner = [line for line in table.splitlines() if line.startswith("| **winner**")]
     assert len(winner) == 1 and "other_run" in winner[0] and "feature extraction" in winner[0]
     assert "demo_run" in table and "fine-tuning" in table
+
+
+def test_masks_at_the_threshold_training_chose(coco_set_ro, tmp_path):
+    """A checkpoint whose validation chose 0.35 is scored at 0.35 unless mask_threshold is set;
+    a changed threshold changes the predictions, so they are not reused."""
+    ckpt = save_checkpoint(tmp_path / "run" / "best.pt", metrics={"segm": {"AP": 0.1, "mask_threshold": 0.35}})
+    runs = {}
+    for extra in ([], ["mask_threshold=0.6"]):
+        out = tmp_path / f"eval{len(extra)}"
+        assert evaluate.main(["--checkpoint", str(ckpt), "--data", str(coco_set_ro), "--out", str(out),
+                              *FAST, "max_images=2", "num_best_worst=0", *extra]) == 0
+        runs[len(extra)] = json.loads((out / "metrics.json").read_text())
+    assert runs[0]["mask_threshold"] == {"value": 0.35, "source": "chosen on the validation set in training"}
+    assert runs[1]["mask_threshold"] == {"value": 0.6, "source": "mask_threshold"}
+    assert runs[0]["fingerprint"] != runs[1]["fingerprint"]
 
 
 @pytest.mark.slow

@@ -18,7 +18,8 @@ from pipeline.predictors import OnnxPredictor
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", min_size=128, max_size=160, max_dets=10)
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("run") / "best.pt", min_size=128, max_size=160, max_dets=10,
+                                mask_threshold=0.45)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,10 @@ def test_export_parity_report(exported, checkpoint, capsys):
     assert w["max_box_diff"] <= 1.0 and w["max_score_diff"] <= 0.01 and w["mean_mask_iou"] >= 0.9
     assert rep["exporter"].startswith("torch.onnx.export(dynamo=False)")
     assert rep["checkpoint"]["path"] == str(checkpoint)
+    # parity binarised at the checkpoint's mask threshold, and the graph carries it to OnnxPredictor
+    assert rep["config"]["mask_threshold"] == 0.45
+    assert OnnxPredictor(out, InferenceSettings(threads=1)).mask_threshold == 0.45
+    assert OnnxPredictor(out, InferenceSettings(threads=1, mask_threshold=0.5)).mask_threshold == 0.5
 
 
 @pytest.mark.slow

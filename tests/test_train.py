@@ -20,7 +20,8 @@ import pipeline.train as train_mod
 from pipeline.common import UserError
 from pipeline.config import TrainConfig
 from pipeline.curves import read_evals, series
-from pipeline.engine import lr_factor
+from pipeline.engine import MASK_THRESHOLDS, coco_metrics, lr_factor
+from pipeline.inference_settings import checkpoint_mask_threshold
 from pipeline.model import load_checkpoint, model_from_checkpoint
 
 TINY = {
@@ -83,10 +84,45 @@ def test_run_folder_holds_what_design_md_promises(tiny_run):
     assert {"bbox", "segm"} <= set(evals[0]) and "segm_AP" in evals[0]
     assert set(evals[0]["segm"]["per_class"]) <= {"pedestrian", "pallet_jack"}
     assert evals[0]["train_time"] > 0 and set(evals[0]["bbox"]["per_class_AP50"]) <= {"pedestrian", "pallet_jack"}
+    # the mask threshold inference runs at is chosen on the validation set and kept with best.pt
+    segm = evals[0]["segm"]
+    assert segm["mask_threshold"] in MASK_THRESHOLDS
+    assert sorted(map(float, segm["AP_by_mask_threshold"])) == sorted(MASK_THRESHOLDS)
+    assert checkpoint_mask_threshold(load_checkpoint(tiny_run / "best.pt")) == segm["mask_threshold"]
     model, _ = model_from_checkpoint(tiny_run / "best.pt")
     with torch.no_grad():
         out = model([torch.rand(3, 96, 128)])
     assert out[0]["masks"].shape[1:] == (1, 96, 128)
+
+
+def test_validation_scores_masks_at_the_best_threshold(data):
+    """An under-confident mask head (probability 0.42 inside each object, 0.1 outside): at
+    0.3-0.4 its masks are the ground truth, above them empty. Validation picks the one of the
+    best thresholds nearest 0.5 and reports the mask AP of each."""
+    from pipeline.coco_eval import load_ground_truth
+    from pipeline.detections import outputs_to_results
+    from pipeline.rle import decode
+
+    gt = load_ground_truth(data / "annotations.json")
+    results: dict[float, list[dict]] = {t: [] for t in MASK_THRESHOLDS}
+    for image_id in gt.image_ids:
+        anns = [a for a in gt.coco["annotations"] if a["image_id"] == image_id and not a["iscrowd"]]
+        if not anns:
+            continue
+        masks = torch.stack([torch.from_numpy(decode(a["segmentation"], 96, 128).astype("float32")) for a in anns])
+        out = {"boxes": torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]),
+               "scores": torch.ones(len(anns)), "labels": torch.tensor([a["category_id"] for a in anns]),
+               "masks": (0.1 + 0.32 * masks)[:, None]}
+        for t in MASK_THRESHOLDS:
+            results[t] += outputs_to_results(out, image_id, t)
+    m = coco_metrics(gt, results)
+    assert m["segm"]["mask_threshold"] == 0.4
+    assert m["segm"]["AP"] == pytest.approx(1.0) and m["bbox"]["AP"] == pytest.approx(1.0)
+    by = m["segm"]["AP_by_mask_threshold"]
+    assert by["0.3"] == by["0.4"] == pytest.approx(1.0) and by["0.45"] == by["0.5"] == 0.0
+    # one threshold only: scored there, nothing chosen beyond it
+    one = coco_metrics(gt, {0.5: results[0.5]})
+    assert one["segm"]["mask_threshold"] == 0.5 and one["segm"]["AP"] == 0.0 and "AP_by_mask_threshold" not in one["segm"]
 
 
 def test_every_run_draws_its_learning_curve(tiny_run, tmp_path):

@@ -255,6 +255,14 @@ def test_predictor_applies_inference_overrides(checkpoint):
     assert (out.scores >= 0.4).all() and out.boxes.shape == (len(out.scores), 4)
 
 
+def test_predictor_masks_at_the_threshold_training_chose(checkpoint, tmp_path):
+    chosen = save_tiny_checkpoint(tmp_path / "chosen.pt", min_size=64, max_size=96, max_dets=8, mask_threshold=0.35)
+    assert video.load_predictor(chosen, video.VideoInference(threads=1)).mask_threshold == 0.35
+    assert video.load_predictor(chosen, video.VideoInference(threads=1, mask_threshold=0.6)).mask_threshold == 0.6
+    # a checkpoint from before the choice (or without masks in validation): torchvision's 0.5
+    assert video.load_predictor(checkpoint, video.VideoInference(threads=1)).mask_threshold == 0.5
+
+
 def test_unavailable_device_is_user_error(checkpoint):
     import torch
 
