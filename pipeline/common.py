@@ -46,20 +46,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file beside `path`, fsync, rename: a kill leaves old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -71,7 +58,8 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> 
 
 
 def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """For writers that need a filename (torch.save, cv2.imwrite, savefig): write() gets a temp path.
+    """For writers that need a filename (torch.save, cv2.imwrite, savefig): write() gets a temp
+    path beside `path`, which is fsynced and renamed over `path` after it returns.
 
     The temp name keeps the final suffix so format-sniffing writers pick the right encoder.
     """

@@ -51,6 +51,19 @@ def family_group(family: str) -> bpy.types.ShaderNodeTree:
     return group
 
 
+def family_node(nt: bpy.types.ShaderNodeTree, s: Surface) -> bpy.types.ShaderNodeGroup:
+    """A fresh material's node tree `nt` made one group node of `s`'s family with `s`'s values
+    (its Principled BSDF removed); the caller links the node's BSDF output."""
+    nt.nodes.remove(nt.nodes["Principled BSDF"])
+    node = nt.nodes.new("ShaderNodeGroup")
+    node.node_tree = family_group(s.family)
+    for key in COLOR_INPUTS:
+        node.inputs[key].default_value = srgb_to_linear(getattr(s, key))
+    for key in FLOAT_INPUTS:
+        node.inputs[key].default_value = getattr(s, key)
+    return node
+
+
 def slot(surfaces: Sequence[Surface | None], i: int) -> Surface | None:
     """Surface i of an object's list, None where the plan has none (older plans, families off)."""
     return surfaces[i] if i < len(surfaces) else None
@@ -75,13 +88,7 @@ class Materials:
         if s.texture is not None:  # images differ per set: a graph of its own
             pbr.build(Tree(nt, nt.nodes["Principled BSDF"]), s)
         else:
-            nt.nodes.remove(nt.nodes["Principled BSDF"])
-            node = nt.nodes.new("ShaderNodeGroup")
-            node.node_tree = family_group(s.family)
-            for key in COLOR_INPUTS:
-                node.inputs[key].default_value = srgb_to_linear(getattr(s, key))
-            for key in FLOAT_INPUTS:
-                node.inputs[key].default_value = getattr(s, key)
+            node = family_node(nt, s)
             nt.links.new(node.outputs["BSDF"], nt.nodes["Material Output"].inputs["Surface"])
         mat.diffuse_color = srgb_to_linear(s.color)
         self._cache[key] = mat

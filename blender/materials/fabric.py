@@ -185,18 +185,11 @@ def garment(name: str, s, printed=None, anchor: Sequence[float] | None = None,
             up: Sequence[float] = (0.0, 0.0, 1.0)) -> bpy.types.Material:
     """A material of fabric Surface `s`, with plan Print `printed` at `anchor` (the body mesh's
     chest or back point, object space) when given."""
-    from blender.materials import COLOR_INPUTS, FLOAT_INPUTS, family_group
+    from blender.materials import family_node
 
     mat = bpy.data.materials.new(name)
     nt = mat.node_tree
-    nt.nodes.remove(nt.nodes["Principled BSDF"])
-    node = nt.nodes.new("ShaderNodeGroup")
-    node.node_tree = family_group(s.family)
-    for key in COLOR_INPUTS:
-        node.inputs[key].default_value = srgb_to_linear(getattr(s, key))
-    for key in FLOAT_INPUTS:
-        node.inputs[key].default_value = getattr(s, key)
-    shader = node.outputs["BSDF"]
+    shader = family_node(nt, s).outputs["BSDF"]
     if printed is not None and anchor is not None:
         mask = nt.nodes.new("ShaderNodeGroup")
         mask.node_tree = print_group()
