@@ -55,8 +55,9 @@ MTL = "".join(f"newmtl {n}\nKd {c}\n\n" for n, c in zip(
     ["0.8 0.6 0.5", "0.1 0.07 0.05", "0.05 0.05 0.05", "0.2 0.3 0.6", "0.2 0.3 0.6",
      "0.1 0.1 0.2", "0.05 0.05 0.05", "0.8 1.0 0.1", "0.8 0.8 0.8"], strict=False))
 
-# the files of one mesh (a library made before `_cloth.npy` is remade whole on the next run)
-MESH_FILES = (".obj", "_vest.obj", "_cloth.npy", ".json")
+# the files of one mesh; besides them each body has one `bNNNN_cloth.npy` (cloth_file), shared
+# by its poses and walk phases. A library made before that is remade whole on the next run.
+MESH_FILES = (".obj", "_vest.obj", ".json")
 # phases of a walk cycle (two steps) a walk or push mesh gets: at 10 fps and ~1.2 m/s a cycle
 # is ~11 frames, so 8 phases change the legs every frame or two instead of every third
 CYCLE_PHASES = 8
@@ -284,6 +285,7 @@ class Library:
         idx = self.model.vertex_bone_indices.detach().cpu().numpy()
         self.dominant = idx[np.arange(len(idx)), w.argmax(1)]  # per-vertex dominant bone
         self._bodies: dict[int, tuple] = {}   # body -> Library._body
+        self._cloth_written: set[int] = set()
 
     def _run(self, pheno: dict, pose: dict[str, np.ndarray]):
         torch = self.torch
@@ -298,7 +300,7 @@ class Library:
     def make(self, i: int, cycle: tuple[str, float] | None = None) -> dict:
         """Mesh i, or (cycle: (id, phase) of cycle_phases(i)) one more phase of its walk cycle."""
         mesh_id = f"h{i:04d}"
-        body = i // 2  # two poses per body; stable when a library is extended
+        body = body_of(i)
         pose, phase = POSE_CYCLE[i % len(POSE_CYCLE)]
         base_id = mesh_id
         if cycle is not None:
@@ -307,7 +309,9 @@ class Library:
         prng = np.random.default_rng([self.seed, i])   # mesh i's jitter, the same in every phase
         v, _, heads = self._run(pheno, pose_angles(pose, phase, prng))
         v = self._grounded(v, heads)
-        atomic_write_bytes(self.out / f"{mesh_id}_cloth.npy", cloth)
+        if body not in self._cloth_written:   # once per body and run
+            atomic_write_bytes(self.out / cloth_file(body), cloth)
+            self._cloth_written.add(body)
         n = vertex_normals(v, self.faces)
         text, counts = obj_text(v, n, self.faces, region, REGIONS)
         atomic_write_text(self.out / f"{mesh_id}.obj", text)
@@ -327,7 +331,7 @@ class Library:
         ext = v[:, :2]
         record = {
             "id": mesh_id, "file": f"{mesh_id}.obj", "vest_file": f"{mesh_id}_vest.obj",
-            "cloth_file": f"{mesh_id}_cloth.npy",
+            "cloth_file": cloth_file(body),
             "pose": pose, "phase": phase, "body": body, "phenotype": pheno, "long_hair": bool(long_hair),
             "stature": round(stature, 4), "height": round(float(v[:, 2].max()), 4),
             "head_center": head_c.round(4).tolist(), "head_up": up.round(4).tolist(),
@@ -429,6 +433,16 @@ def still_meshes(library: Sequence[dict]) -> list[dict]:
     return [m for m in library if "cycle_of" not in m]
 
 
+def body_of(i: int) -> int:
+    """The body of mesh i: two poses per body, so a library extended with more meshes keeps its bodies."""
+    return i // 2
+
+
+def cloth_file(body: int) -> str:
+    """The cloth-coordinates file of a body, shared by both its poses and every walk phase."""
+    return f"b{body:04d}_cloth.npy"
+
+
 def cycle_phases(i: int) -> list[tuple[str, float]]:
     """(id, phase) of the walk-cycle meshes mesh i gets besides itself (none unless it walks or pushes)."""
     pose, phase = POSE_CYCLE[i % len(POSE_CYCLE)]
@@ -463,14 +477,16 @@ def generate(out: Path, count: int, seed: int, progress: bool = True, shapes: st
             raise UserError(f"{index_path}: library was made with --shapes {old.get('shapes', 'standard')}, "
                             f"not {shapes}; use another --out or the same --shapes")
     wanted = [(i, None) for i in range(count)] + [(i, c) for i in range(count) for c in cycle_phases(i)]
-    todo = [(i, c) for i, c in wanted if not all((out / f"{c[0] if c else f'h{i:04d}'}{s}").is_file()
-                                                 for s in MESH_FILES)]
+    todo = [(i, c) for i, c in wanted if not (out / cloth_file(body_of(i))).is_file() or not all(
+        (out / f"{c[0] if c else f'h{i:04d}'}{s}").is_file() for s in MESH_FILES)]
     if todo:
         atomic_write_text(out / "regions.mtl", MTL)
         lib = Library(out, seed, shapes)
         for i, c in tqdm(todo, desc="humans", unit="mesh", disable=not progress):
             lib.make(i, c)
     index = build_index(out, count, seed, shapes)
+    for stale in out.glob("h*_cloth.npy"):   # per-mesh copies of the cloth file, from before it was per body
+        stale.unlink()
     if index != old:   # an unchanged library keeps its index file (and its time, for make)
         atomic_write_json(index_path, index, indent=1)
     return {"made": len(todo), "skipped": len(wanted) - len(todo), "index": index}

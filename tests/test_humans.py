@@ -150,9 +150,14 @@ def test_cloth_coordinates_are_the_body_standing_straight_in_every_walk_phase(tm
             feet = cloth[mid][:, 2] < 0.15
             assert np.median(np.linalg.norm(co - cloth[mid], axis=1)[feet]) > 0.05   # posed feet are elsewhere
     assert np.array_equal(cloth["h0000"], cloth["h0000p4"])
-    np.save(out / "h0000p4_cloth.npy", np.zeros((10, 3), np.float32))
+    # one file per body, shared by its poses and phases
+    assert lib.index["h0000p4"]["cloth_file"] == lib.index["h0000"]["cloth_file"] == "b0000_cloth.npy"
+    (out / "h0000_cloth.npy").write_bytes((out / "b0000_cloth.npy").read_bytes())   # the per-mesh layout of before
+    assert generate(out, count=1, seed=0, progress=False)["made"] == 0
+    assert sorted(p.name for p in out.glob("*_cloth.npy")) == ["b0000_cloth.npy"]
+    np.save(out / "b0000_cloth.npy", np.zeros((10, 3), np.float32))
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    with pytest.raises(ValueError, match=r"h0000p4_cloth.npy: expected cloth coordinates of shape \(\d+, 3\)"):
+    with pytest.raises(ValueError, match=r"b0000_cloth.npy: expected cloth coordinates of shape \(\d+, 3\)"):
         HumanMeshes(out).get("h0000p4.obj", lib.index["h0000p4"])
 
 

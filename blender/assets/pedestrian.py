@@ -205,7 +205,7 @@ class HumanMeshes:
 
 def set_cloth_coordinates(me: bpy.types.Mesh, path: Path | None) -> None:
     """The mesh's `cloth` attribute (fabric.CLOTH_ATTRIBUTE): each vertex where it sits on the body
-    standing straight (the library's `_cloth.npy`), so fabric patterns stay on the cloth as
+    standing straight (the library's `bNNNN_cloth.npy`), so fabric patterns stay on the cloth as
     limbs move; a library made before those files: the vertex's own place (patterns projected)."""
     n = len(me.vertices)
     if path is None:
