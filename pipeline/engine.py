@@ -162,30 +162,27 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device, dtype: tor
     return results, kept
 
 
-def choose_mask_threshold(gt: GroundTruth, results: dict[float, list[dict]]) -> tuple[float, dict[float, float]]:
-    """The threshold of `results` with the best mask AP on `gt` (ties: the one nearest 0.5), and
-    the mask AP of each."""
-    ap = {t: evaluate_coco(gt, r, ("segm",))["segm"].metrics["AP"] or 0.0 for t, r in results.items()}
-    best = max(ap, key=lambda t: (round(ap[t], 6), -abs(t - DEFAULT_MASK_THRESHOLD)))
-    return best, ap
+def _summary(r) -> dict:
+    return {**r.metrics, "per_class": r.per_class, "per_class_AP50": r.per_class_ap50}
 
 
 def coco_metrics(gt: GroundTruth, results: list[dict] | dict[float, list[dict]]) -> dict:
     """{'bbox': {AP, AP50, ..., per_class}, 'segm': {...}} from pipeline.coco_eval (pycocotools).
-    Given results per mask threshold (predict), the masks are scored at the best one, which
-    'segm' names as mask_threshold, with the mask AP of each under AP_by_mask_threshold."""
-    chosen, by_threshold = None, {}
-    if isinstance(results, dict):
-        if gt.has_masks and len(results) > 1:
-            chosen, by_threshold = choose_mask_threshold(gt, results)
-        else:
-            chosen = DEFAULT_MASK_THRESHOLD if DEFAULT_MASK_THRESHOLD in results else next(iter(results))
-        results = results[chosen]
-    scored = evaluate_coco(gt, results)
-    metrics = {t: {**{k: v for k, v in r.metrics.items()}, "per_class": r.per_class,
-                   "per_class_AP50": r.per_class_ap50} for t, r in scored.items()}
-    if chosen is not None and "segm" in metrics:
-        metrics["segm"]["mask_threshold"] = chosen
-        if by_threshold:
-            metrics["segm"]["AP_by_mask_threshold"] = {str(t): round(v, 6) for t, v in by_threshold.items()}
+    Given results per mask threshold (predict), the masks are scored at each and reported at the
+    best (ties: the one nearest 0.5), which 'segm' names as mask_threshold, with the mask AP of
+    each under AP_by_mask_threshold."""
+    if not isinstance(results, dict):
+        return {t: _summary(r) for t, r in evaluate_coco(gt, results).items()}
+    if not gt.has_masks or len(results) == 1:
+        chosen = DEFAULT_MASK_THRESHOLD if DEFAULT_MASK_THRESHOLD in results else next(iter(results))
+        metrics = {t: _summary(r) for t, r in evaluate_coco(gt, results[chosen]).items()}
+        if "segm" in metrics:
+            metrics["segm"]["mask_threshold"] = chosen
+        return metrics
+    segm = {t: evaluate_coco(gt, r, ("segm",))["segm"] for t, r in results.items()}
+    ap = {t: r.metrics["AP"] or 0.0 for t, r in segm.items()}
+    chosen = max(ap, key=lambda t: (round(ap[t], 6), -abs(t - DEFAULT_MASK_THRESHOLD)))
+    # the boxes are the same in every list
+    metrics = {"bbox": _summary(evaluate_coco(gt, results[chosen], ("bbox",))["bbox"]), "segm": _summary(segm[chosen])}
+    metrics["segm"].update(mask_threshold=chosen, AP_by_mask_threshold={str(t): round(v, 6) for t, v in ap.items()})
     return metrics

@@ -260,10 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     model, ckpt = model_from_checkpoint(ckpt_path, device)
-    chosen = checkpoint_mask_threshold(ckpt)
-    mask_source = ("mask_threshold" if cfg.mask_threshold is not None else
-                   "chosen on the validation set in training" if chosen is not None else "default")
-    cfg = cfg.model_copy(update={"mask_threshold": cfg.mask_threshold_for(chosen)})
+    mask_threshold, mask_source = cfg.resolve_mask_threshold(checkpoint_mask_threshold(ckpt))
+    cfg = cfg.model_copy(update={"mask_threshold": mask_threshold})
     # the score threshold is not applied: AP needs every detection
     set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size,
                           rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)

@@ -285,7 +285,6 @@ class Library:
         idx = self.model.vertex_bone_indices.detach().cpu().numpy()
         self.dominant = idx[np.arange(len(idx)), w.argmax(1)]  # per-vertex dominant bone
         self._bodies: dict[int, tuple] = {}   # body -> Library._body
-        self._cloth_written: set[int] = set()
 
     def _run(self, pheno: dict, pose: dict[str, np.ndarray]):
         torch = self.torch
@@ -305,13 +304,10 @@ class Library:
         base_id = mesh_id
         if cycle is not None:
             mesh_id, phase = cycle
-        pheno, stature, long_hair, region, cloth = self._body(body)
+        pheno, stature, long_hair, region = self._body(body)
         prng = np.random.default_rng([self.seed, i])   # mesh i's jitter, the same in every phase
         v, _, heads = self._run(pheno, pose_angles(pose, phase, prng))
         v = self._grounded(v, heads)
-        if body not in self._cloth_written:   # once per body and run
-            atomic_write_bytes(self.out / cloth_file(body), cloth)
-            self._cloth_written.add(body)
         n = vertex_normals(v, self.faces)
         text, counts = obj_text(v, n, self.faces, region, REGIONS)
         atomic_write_text(self.out / f"{mesh_id}.obj", text)
@@ -346,9 +342,9 @@ class Library:
         atomic_write_json(self.out / f"{mesh_id}.json", record, indent=1)
         return record
 
-    def _body(self, body: int) -> tuple[dict, float, bool, np.ndarray, bytes]:
-        """(phenotype, stature, long hair, face regions, cloth coordinates as .npy bytes) of a
-        body: the same for its two poses and every walk phase, so worked out once per body."""
+    def _body(self, body: int) -> tuple[dict, float, bool, np.ndarray]:
+        """(phenotype, stature, long hair, face regions) of a body: the same for its two poses and
+        every walk phase, so worked out once per body, when its cloth file is written too."""
         if body not in self._bodies:
             brng = np.random.default_rng([self.seed, 1_000_000 + body])
             pheno, target = sample_phenotype(brng, self.shapes)
@@ -367,7 +363,8 @@ class Library:
             straight, _, straight_heads = self._run(pheno, pose_angles("stand", 0.0, None))
             buf = io.BytesIO()
             np.save(buf, self._grounded(straight, straight_heads).astype(np.float32))
-            self._bodies[body] = (pheno, stature, long_hair, region, buf.getvalue())
+            atomic_write_bytes(self.out / cloth_file(body), buf.getvalue())
+            self._bodies[body] = (pheno, stature, long_hair, region)
         return self._bodies[body]
 
     def _grounded(self, v: np.ndarray, heads: np.ndarray) -> np.ndarray:

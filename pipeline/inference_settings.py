@@ -39,13 +39,17 @@ class InferenceSettings(StrictModel):
     # (checkpoint_mask_threshold)
     mask_threshold: float | None = Field(None, gt=0, lt=1)
 
+    def resolve_mask_threshold(self, chosen: float | None) -> tuple[float, str]:
+        """(the mask threshold to run a model with, where it comes from): ours if set, else the
+        one its training chose (`chosen`), else DEFAULT_MASK_THRESHOLD."""
+        if self.mask_threshold is not None:
+            return self.mask_threshold, "mask_threshold"
+        if chosen is not None:
+            return chosen, "chosen on the validation set in training"
+        return DEFAULT_MASK_THRESHOLD, "default"
+
     def mask_threshold_for(self, chosen: float | None) -> float:
-        """The mask threshold to run a model with: ours if set, else the one its training chose
-        (`chosen`), else DEFAULT_MASK_THRESHOLD."""
-        for t in (self.mask_threshold, chosen):
-            if t is not None:
-                return t
-        return DEFAULT_MASK_THRESHOLD
+        return self.resolve_mask_threshold(chosen)[0]
 
     def model_options(self) -> dict:
         """Keyword arguments of pipeline.model.set_inference_options."""
