@@ -31,6 +31,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from pipeline import crowd
 from pipeline.common import UserError
 
 if TYPE_CHECKING:
@@ -173,10 +174,12 @@ def build_arch(cfg: ModelConfig, num_classes: int, norm: str) -> MaskRCNN:
         rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,
         rpn_batch_size_per_image=cfg.rpn_batch_size_per_image, box_batch_size_per_image=cfg.box_batch_size_per_image,
         box_positive_fraction=cfg.box_positive_fraction)
-    return MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchors, rpn_head=parts["rpn"],
-                    box_roi_pool=MultiScaleRoIAlign(names, 7, 2), box_head=parts["box"],
-                    box_predictor=parts["box_predictor"], mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
-                    mask_head=parts["mask"], mask_predictor=parts["mask_predictor"], **kw)
+    model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchors, rpn_head=parts["rpn"],
+                     box_roi_pool=MultiScaleRoIAlign(names, 7, 2), box_head=parts["box"],
+                     box_predictor=parts["box_predictor"], mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
+                     mask_head=parts["mask"], mask_predictor=parts["mask_predictor"], **kw)
+    crowd.install(model)  # crowd targets (data.crowd: ignore) are left out of sampling
+    return model
 
 
 def backbone_stages(model: MaskRCNN) -> list[list[str]]:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.common import StrictModel
+from pipeline.data import CROWD_MODES
 from pipeline.model import ModelConfig
 
 
@@ -18,9 +19,11 @@ class DataConfig(StrictModel):
     split_seed: int = 0
     class_map: dict[str, str] = {}    # foreign category name -> ours (e.g. person: pedestrian)
     skip_bad: bool = False            # skip and count bad records instead of stopping
-    # train on crowd-marked instances too (rendered ones are mostly hidden or tiny). Left out,
-    # their visible part is taught as background; COCOeval ignores detections on them anyway.
-    crowd_targets: bool = False
+    # what crowd-marked instances (rendered ones are mostly hidden or tiny) are to training:
+    # background (left out of targets, so their visible part is taught as background), ignore
+    # (neither positive nor negative for the samplers, pipeline.crowd), target (ordinary
+    # instances). COCOeval ignores detections on them whatever this says.
+    crowd: Literal[CROWD_MODES] = "background"  # type: ignore[valid-type]
     batch_size: int = Field(2, ge=1)  # per process
     workers: int = Field(2, ge=0)
 

@@ -21,6 +21,7 @@ from pipeline import rle
 from pipeline.common import CATEGORIES, UserError, read_json, remap_categories
 
 BOX_TOLERANCE = 1.0  # px a box may poke outside the image (rounding in foreign exporters)
+CROWD_MODES = ("background", "ignore", "target")  # what a crowd region is to training (data.crowd)
 
 
 def _dataset_files(root: str | Path, ann_file: str | Path | None) -> tuple[Path, Path]:
@@ -138,18 +139,22 @@ def _full_decode_problem(path: Path) -> str | None:
 class CocoDetection(torch.utils.data.Dataset):
     """Item: (float image CxHxW in 0..1, target with boxes xyxy, labels, masks, image_id, area, iscrowd).
 
-    Crowd annotations are kept out of targets (as torchvision's references do) unless
-    `crowd_targets`, and stay in `coco` so COCOeval ignores detections on them. `transforms(image_hwc_uint8, masks, labels,
-    seed)` is the augmentation hook (pipeline.transforms.Augment). An index may be an int or
+    Crowd annotations stay in `coco` (COCOeval ignores detections on them); in the targets they
+    follow `crowd`: "background" leaves them out (as torchvision's references do), "ignore" keeps
+    them flagged in `iscrowd` for the samplers to skip (pipeline.crowd), "target" makes them
+    ordinary instances. `transforms(image_hwc_uint8, masks, labels, seed)` is the augmentation
+    hook (pipeline.transforms.Augment). An index may be an int or
     (int, seed): the seed makes the augmentation of that sample reproducible.
     """
 
     def __init__(self, root: Path, ann_file: Path | None = None, transforms=None,
                  class_map: dict | None = None, skip_bad: bool = False, image_ids=None,
-                 crowd_targets: bool = False):
+                 crowd: str = "background"):
         root, self.ann_file = _dataset_files(root, ann_file)
         self.transforms = transforms
-        self.crowd_targets = crowd_targets
+        if crowd not in CROWD_MODES:
+            raise UserError(f"data.crowd: expected one of {', '.join(CROWD_MODES)}, got {crowd!r}")
+        self.crowd = crowd
         raw = read_json(self.ann_file, "COCO annotation file")
         if not isinstance(raw, dict) or not isinstance(raw.get("images"), list):
             raise UserError(f"{self.ann_file}: not a COCO file (no 'images' list)")
@@ -209,7 +214,9 @@ class CocoDetection(torch.utils.data.Dataset):
         return [img["id"] for img, _ in self.records]
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        """(HxWx3 uint8 image, NxHxW uint8 masks, N labels, image record) without transforms."""
+        """(HxWx3 uint8 image, NxHxW uint8 masks, N labels, image record) without transforms.
+        With crowd "ignore", a crowd instance's label is its category id negated, so the flag
+        travels through augmentation and copy-paste with the mask (__getitem__ splits it off)."""
         img, anns = self.records[index]
         path = self.images_dir / img["file_name"]
         try:
@@ -218,14 +225,16 @@ class CocoDetection(torch.utils.data.Dataset):
         except Exception as e:
             raise UserError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
         h, w = image.shape[:2]
-        anns = [a for a in anns if self.crowd_targets or not a.get("iscrowd")]
+        anns = [a for a in anns if self.crowd != "background" or not a.get("iscrowd")]
         masks = np.zeros((len(anns), h, w), np.uint8)
         for i, a in enumerate(anns):
             try:
                 masks[i] = rle.decode(a["segmentation"], h, w)
             except Exception as e:
                 raise UserError(f"{self.ann_file}: annotation id {a.get('id')}: bad segmentation ({e})") from None
-        labels = np.array([a["category_id"] for a in anns], np.int64)
+        negate = self.crowd == "ignore"
+        labels = np.array([-a["category_id"] if negate and a.get("iscrowd") else a["category_id"]
+                           for a in anns], np.int64)
         return image, masks, labels, {**img, "anns": anns}
 
     def _donor(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -254,11 +263,11 @@ class CocoDetection(torch.utils.data.Dataset):
         boxes, masks, labels = boxes[keep], masks[keep], labels[keep]
         target = {
             "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "labels": torch.as_tensor(labels, dtype=torch.int64),
+            "labels": torch.as_tensor(np.abs(labels), dtype=torch.int64),
             "masks": torch.from_numpy(np.ascontiguousarray(masks)),
             "image_id": int(rec["id"]),
             "area": torch.as_tensor(masks.sum(axis=(1, 2)), dtype=torch.float32),
-            "iscrowd": torch.zeros(len(labels), dtype=torch.int64),
+            "iscrowd": torch.as_tensor(labels < 0, dtype=torch.int64),
         }
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
         return tensor, target

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.common import UserError, load_config, run_cli
+from pipeline.common import CLASS_NAMES, UserError, load_config, run_cli
 from pipeline.config import TrainConfig
 from pipeline.data import CocoDetection
 from pipeline.draw import contact_sheet, draw_detections, save_rgb
@@ -34,8 +34,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def render_tile(image, target) -> np.ndarray:
     rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return draw_detections(rgb, target["boxes"].numpy(), target["labels"].numpy(),
-                           masks=target["masks"].numpy())
+    # crowd targets (data.crowd: ignore) as the report draws crowd regions
+    labels = np.where(target["iscrowd"].numpy() > 0, 0, target["labels"].numpy())
+    return draw_detections(rgb, target["boxes"].numpy(), labels, masks=target["masks"].numpy(),
+                           names=["crowd/ignored", *CLASS_NAMES[1:]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,9 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cfg.data.train:
         raise UserError(f"{args.config}: no dataset (pass --data DATASET_DIR)")
     plain = CocoDetection(Path(cfg.data.train), Path(cfg.data.ann_file) if cfg.data.ann_file else None,
-                          None, cfg.data.class_map, cfg.data.skip_bad)
+                          None, cfg.data.class_map, cfg.data.skip_bad, crowd=cfg.data.crowd)
     aug = CocoDetection(Path(cfg.data.train), Path(cfg.data.ann_file) if cfg.data.ann_file else None,
-                        Augment(cfg.augment), cfg.data.class_map, cfg.data.skip_bad)
+                        Augment(cfg.augment), cfg.data.class_map, cfg.data.skip_bad, crowd=cfg.data.crowd)
     rng = np.random.default_rng(args.seed)
     picks = rng.choice(len(plain), size=min(len(plain), max(1, args.num // 3)), replace=False)
     tiles, captions = [], []

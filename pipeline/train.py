@@ -113,13 +113,13 @@ def build_datasets(cfg: TrainConfig) -> tuple[CocoDetection, CocoDetection | Non
     aug = Augment(cfg.augment)
     ann = Path(d.ann_file) if d.ann_file else None
     if d.val:
-        train = CocoDetection(Path(d.train), ann, aug, d.class_map, d.skip_bad, crowd_targets=d.crowd_targets)
+        train = CocoDetection(Path(d.train), ann, aug, d.class_map, d.skip_bad, crowd=d.crowd)
         val = CocoDetection(Path(d.val), None, None, d.class_map, d.skip_bad)
     else:
         probe = CocoDetection(Path(d.train), ann, None, d.class_map, d.skip_bad)
         train_ids, val_ids = split_ids(probe.image_ids, d.val_fraction, d.split_seed)
         train = CocoDetection(Path(d.train), ann, aug, d.class_map, d.skip_bad, image_ids=train_ids,
-                              crowd_targets=d.crowd_targets)
+                              crowd=d.crowd)
         val = CocoDetection(Path(d.train), ann, None, d.class_map, d.skip_bad, image_ids=val_ids) \
             if val_ids else None
     for name, ds in (("train", train), ("val", val)):

@@ -72,14 +72,34 @@ def test_crowd_is_not_a_target_and_empty_image_is_a_negative(coco_set_ro):
     _, empty = ds[len(ds) - 1]
     assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 96, 128)
     assert empty["labels"].shape == (0,)
-    # data.crowd_targets: the crowd region becomes a target with its own mask and class
-    with_crowd = CocoDetection(coco_set_ro, crowd_targets=True)
-    _, t1 = with_crowd[0]
-    assert len(t1["labels"]) == len(t0["labels"]) + 1
-    extra = t1["masks"][-1].numpy()
-    x, y, w, h = crowd[0]["bbox"]
-    assert extra.sum() == crowd[0]["area"] and t1["labels"][-1].item() == crowd[0]["category_id"]
-    assert t1["boxes"][-1].tolist() == pytest.approx([x, y, x + w, y + h])
+    assert t0["iscrowd"].sum() == 0
+    # data.crowd=target: the crowd region becomes a target with its own mask and class;
+    # data.crowd=ignore: the same instance, flagged for the samplers to skip
+    for mode, flag in (("target", 0), ("ignore", 1)):
+        _, t1 = CocoDetection(coco_set_ro, crowd=mode)[0]
+        assert len(t1["labels"]) == len(t0["labels"]) + 1
+        extra = t1["masks"][-1].numpy()
+        x, y, w, h = crowd[0]["bbox"]
+        assert extra.sum() == crowd[0]["area"] and t1["labels"][-1].item() == crowd[0]["category_id"]
+        assert t1["boxes"][-1].tolist() == pytest.approx([x, y, x + w, y + h])
+        assert t1["iscrowd"].tolist() == [0] * len(t0["labels"]) + [flag]
+    with pytest.raises(UserError, match="data.crowd: expected one of background, ignore, target"):
+        CocoDetection(coco_set_ro, crowd="skip")
+
+
+def test_crowd_flag_follows_its_mask_through_augmentation_and_copy_paste(coco_set_ro):
+    coco = load_coco(coco_set_ro)
+    crowd_area = next(a["area"] for a in coco["annotations"] if a["iscrowd"])
+    aug = Augment(AugmentConfig(strength=0.0, hflip=1.0, copy_paste=1.0))
+    ds = CocoDetection(coco_set_ro, transforms=aug, crowd="ignore")
+    _, t = ds[(0, 3)]
+    assert (t["labels"] > 0).all()
+    flagged = t["iscrowd"].bool()
+    # the crowd corner, flipped to the top right, keeps its flag; pasted instances of other
+    # images (which have no crowd) are ordinary targets
+    assert flagged.sum() == 1
+    m = t["masks"][flagged][0].numpy()
+    assert m.sum() <= crowd_area and m[:, -1].any() and not m[:, 0].any()
 
 
 def test_uncompressed_and_compressed_rle_decode_to_the_same_mask():
