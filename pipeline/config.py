@@ -99,8 +99,10 @@ class LogConfig(StrictModel):
     tb_images: int = Field(4, ge=0)           # validation images drawn with predictions
     val_max_images: int | None = Field(None, ge=1)  # cap validation cost on big sets
     # what best.pt is chosen by (segm falls back to bbox on box-only validation sets); on a
-    # validation set of a few dozen images every choice is noisy: compare with last.pt
-    best_metric: Literal["segm_AP", "segm_AP50", "bbox_AP", "bbox_AP50"] = "segm_AP"
+    # validation set of a few dozen images every choice is noisy: compare with last.pt.
+    # last: best.pt is the latest validated model, the end of the schedule (what torchvision's
+    # references and detectron2 evaluate); the run's headline is then segm AP
+    best_metric: Literal["segm_AP", "segm_AP50", "bbox_AP", "bbox_AP50", "last"] = "segm_AP"
 
 
 class TrainConfig(StrictModel):

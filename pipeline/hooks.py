@@ -133,8 +133,9 @@ class Validation(Hook):
                                 "train_time": round(state.train_time, 2), "wall": round(time.time() - state.started, 2),
                                 **state.last_metrics})
                 plot_run(self.out)
-                if improves(state.best, head):
-                    state.best = {"metric": head[0], "value": head[1], "step": state.step}
+                if improves(state.best, head, self.best_metric):
+                    state.best = {"metric": "last" if self.best_metric == "last" else head[0],
+                                  "value": head[1], "step": state.step}
                     self.checkpointer.save(self.out / "best.pt", state, state.last_metrics, gather=False)
         distributed.barrier()
 
@@ -174,21 +175,22 @@ class PeriodicCheckpoint(Hook):
 
 
 def headline(metrics: dict | None, best_metric: str) -> tuple[str, float] | None:
-    """(name, value) of the metric best.pt is chosen by (`log.best_metric`); a segm metric
-    falls back to its bbox twin on box-only validation sets."""
+    """(name, value) of the metric best.pt is chosen by (`log.best_metric`; segm AP for "last");
+    a segm metric falls back to its bbox twin on box-only validation sets."""
     if not metrics:
         return None
-    iou_type, key = best_metric.split("_", 1)
+    iou_type, key = ("segm", "AP") if best_metric == "last" else best_metric.split("_", 1)
     iou_type = iou_type if iou_type in metrics else "bbox"
     value = metrics[iou_type].get(key)
     return (f"{iou_type}_{key}", float(value if value is not None else 0.0))
 
 
-def improves(best: dict | None, head: tuple[str, float]) -> bool:
-    """Whether this validation's headline replaces the recorded best. A best chosen by another
-    metric (a run resumed with a different log.best_metric) cannot be compared with it, so the
-    first validation after the change replaces it, with a warning."""
-    if best is None:
+def improves(best: dict | None, head: tuple[str, float], best_metric: str | None = None) -> bool:
+    """Whether this validation's headline replaces the recorded best: always under
+    log.best_metric "last". A best chosen by another metric (a run resumed with a different
+    log.best_metric) cannot be compared with it, so the first validation after the change
+    replaces it, with a warning."""
+    if best is None or best_metric == "last":
         return True
     if best["metric"] != head[0]:
         warnings.warn(f"log.best_metric is now {head[0]}, best.pt (step {best['step']}) was chosen by "

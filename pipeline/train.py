@@ -291,7 +291,8 @@ def write_summary(out: Path, cfg: TrainConfig, state: TrainState, start_step: in
     val = f"; val {head[0]} {head[1]:.3f}" if head else ("; no validation set" if not validated else
                                                         "; validation had no scorable instances")
     best = state.best
-    best_s = f" (best {best['metric']} {best['value']:.3f} at step {best['step']})" if best else ""
+    best_s = ("" if not best else f" (best.pt: the last validated step, {best['step']})" if best["metric"] == "last"
+              else f" (best {best['metric']} {best['value']:.3f} at step {best['step']})")
     loss_s = f"loss {state.first_loss:.3f} -> {state.last_loss:.3f}" if state.first_loss is not None else "no steps run"
     atomic_write_json(out / "summary.json", {
         "step": state.step, "max_iters": cfg.solver.max_iters, "steps_this_session": done,

@@ -397,8 +397,22 @@ def test_best_metric_picks_the_named_metric_and_falls_back_to_boxes():
         TrainConfig.model_validate({"log": {"best_metric": "mask_AP"}})
 
 
+def test_best_metric_last_keeps_the_final_model(data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "cfg.yaml", data={"val_fraction": 0.34},
+                       log={"eval_every": 1, "checkpoint_every": 3, "best_metric": "last"})
+    run = tmp_path / "run"
+    assert train_mod.main(["--config", str(cfg), "--data", str(data), "--out", str(run), "--max-iters", "3"]) == 0
+    assert [r["step"] for r in records(run, "eval")] == [1, 2, 3]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best"]["metric"] == "last" and summary["best"]["step"] == 3
+    assert "best.pt: the last validated step, 3" in capsys.readouterr().out
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert best["step"] == last["step"] == 3
+    assert all(torch.equal(v, last["model"][k]) for k, v in best["model"].items())
+
+
 def test_best_is_replaced_only_by_a_better_value_of_the_same_metric():
-    from pipeline.hooks import improves
+    from pipeline.hooks import headline, improves
 
     best = {"metric": "segm_AP", "value": 0.10, "step": 300}
     assert improves(None, ("segm_AP", 0.0))
@@ -407,3 +421,9 @@ def test_best_is_replaced_only_by_a_better_value_of_the_same_metric():
     # resumed with another log.best_metric: a bbox AP50 of 0.08 is not "worse" than a mask AP of 0.10
     with pytest.warns(UserWarning, match="best_metric is now bbox_AP50.*step 300.*segm_AP"):
         assert improves(best, ("bbox_AP50", 0.08))
+    # log.best_metric "last": every validation replaces it, a worse one too (the schedule's end
+    # is the model kept); a later switch back to a metric replaces the "last" record once
+    assert improves(best, ("segm_AP", 0.01), "last")
+    assert headline({"segm": {"AP": 0.04}, "bbox": {"AP": 0.1}}, "last") == ("segm_AP", 0.04)
+    with pytest.warns(UserWarning, match="best_metric is now bbox_AP50.*step 900.*last"):
+        assert improves({"metric": "last", "value": 0.3, "step": 900}, ("bbox_AP50", 0.08), "bbox_AP50")
