@@ -114,6 +114,41 @@ def test_param_groups_give_new_heads_the_full_lr(model_and_info):
     assert pre["lr"] == heads["lr"] == 0.02
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_optimizer_is_fused_and_steps_as_the_per_tensor_one(model_and_info, optimizer):
+    """build_optimizer fuses on a CPU; one step with the same gradients moves every parameter
+    as torch's per-tensor loop does (fp32 rounding apart), in both lr groups."""
+    from pipeline.config import SolverConfig
+    from pipeline.engine import build_optimizer
+
+    model, _ = model_and_info
+    s = SolverConfig(optimizer=optimizer, lr=0.01, weight_decay=1e-2)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    g = torch.Generator().manual_seed(0)
+    grads = {n: torch.randn(p.shape, generator=g) for n, p in model.named_parameters()}
+    moved = []
+    for fused in (True, False):
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(start[n])
+                p.grad = grads[n].clone()
+        opt = build_optimizer(model, s, pretrained=True)
+        assert opt.defaults["fused"] is True
+        if not fused:  # torch's reference loop, same groups and hyper-parameters
+            groups = [{k: v for k, v in grp.items() if k not in ("fused", "foreach")} for grp in opt.param_groups]
+            cls = type(opt)
+            opt = cls(groups, foreach=False)
+        opt.step()
+        moved.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(start[n])
+            p.grad = None
+    assert any(not torch.equal(moved[0][n], start[n]) for n in start)
+    for n in start:
+        torch.testing.assert_close(moved[0][n], moved[1][n], rtol=1e-5, atol=1e-6, msg=n)
+
+
 def test_weights_auto_falls_back_loudly_and_coco_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     cfg = ModelConfig(**{**TINY, "weights": "auto"}, allow_download=False)
