@@ -43,8 +43,12 @@ class AugmentConfig(StrictModel):
     # on (pipeline/copy_paste.py); not derived from `strength`, so older recipes stay as they were
     copy_paste: float = Field(0.0, ge=0, le=1)
     copy_paste_classes: list[str] = []  # category names whose instances are pasted; [] = all
+    # probability that an instance of `recolor_classes` gets a random hue and saturation inside
+    # its exact mask (pipeline/recolor.py): its paint stops being a cue, its shape has to be
+    recolor: float = Field(0.0, ge=0, le=1)
+    recolor_classes: list[str] = ["pallet_jack"]
 
-    @field_validator("copy_paste_classes")
+    @field_validator("copy_paste_classes", "recolor_classes")
     @classmethod
     def _known_classes(cls, v):
         from pipeline.common import CATEGORIES

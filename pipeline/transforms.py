@@ -13,7 +13,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from pipeline import copy_paste
+from pipeline import copy_paste, recolor
 from pipeline.common import CATEGORIES
 from pipeline.config import AugmentConfig
 
@@ -66,6 +66,7 @@ class Augment:
         self.compose = build_albumentations(cfg)
         ids = {c["name"]: c["id"] for c in CATEGORIES}
         self.paste_classes = frozenset(ids[n] for n in cfg.copy_paste_classes) or None
+        self.recolor_classes = frozenset(ids[n] for n in cfg.recolor_classes)
 
     def __call__(self, image: np.ndarray, masks: np.ndarray, labels: np.ndarray, seed: int | None,
                  donors: Donors | None = None):
@@ -76,6 +77,9 @@ class Augment:
                 d_image, d_masks, d_labels = donors(rng)
                 image, masks, labels = copy_paste.paste(image, masks, labels, d_image, d_masks, d_labels,
                                                         rng, self.cfg.min_area, self.paste_classes)
+        if seed is not None and self.cfg.recolor > 0:  # its own stream too (after the paste: pasted jacks count)
+            rng = np.random.default_rng([int(seed) % 2**63, 0x2EC0])
+            image = recolor.recolor(image, masks, labels, rng, self.cfg.recolor, self.recolor_classes)
         if not self.compose.transforms:
             return image, masks, labels
         if seed is not None:
