@@ -115,36 +115,40 @@ def test_param_groups_give_new_heads_the_full_lr(model_and_info):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_optimizer_is_fused_and_steps_as_the_per_tensor_one(model_and_info, optimizer):
-    """build_optimizer fuses on a CPU; one step with the same gradients moves every parameter
-    as torch's per-tensor loop does (fp32 rounding apart), in both lr groups."""
+def test_optimizer_steps_as_the_per_tensor_loop_through_unfreezing(model_and_info, optimizer):
+    """build_optimizer's AdamW is fused on a CPU. Over two steps, where half the parameters
+    get their first gradient only at the second (gradual unfreezing), every parameter moves
+    as torch's per-tensor loop moves it (fp32 rounding apart), in both lr groups."""
     from pipeline.config import SolverConfig
     from pipeline.engine import build_optimizer
 
     model, _ = model_and_info
     s = SolverConfig(optimizer=optimizer, lr=0.01, weight_decay=1e-2)
-    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    named = list(model.named_parameters())
+    late = {n for i, (n, _) in enumerate(named) if i % 2}   # unfrozen at step 2
+    start = {n: p.detach().clone() for n, p in named}
     g = torch.Generator().manual_seed(0)
-    grads = {n: torch.randn(p.shape, generator=g) for n, p in model.named_parameters()}
+    grads = [{n: torch.randn(p.shape, generator=g) for n, p in named} for _ in range(2)]
     moved = []
-    for fused in (True, False):
+    for reference in (False, True):
         with torch.no_grad():
-            for n, p in model.named_parameters():
+            for n, p in named:
                 p.copy_(start[n])
-                p.grad = grads[n].clone()
         opt = build_optimizer(model, s, pretrained=True)
-        assert opt.defaults["fused"] is True
-        if not fused:  # torch's reference loop, same groups and hyper-parameters
+        assert opt.defaults.get("fused") is (True if optimizer == "adamw" else None)
+        if reference:  # torch's per-tensor loop, same groups and hyper-parameters
             groups = [{k: v for k, v in grp.items() if k not in ("fused", "foreach")} for grp in opt.param_groups]
-            cls = type(opt)
-            opt = cls(groups, foreach=False)
-        opt.step()
-        moved.append({n: p.detach().clone() for n, p in model.named_parameters()})
+            opt = type(opt)(groups, foreach=False)
+        for step in range(2):
+            for n, p in named:
+                p.grad = None if (step == 0 and n in late) else grads[step][n].clone()
+            opt.step()
+        moved.append({n: p.detach().clone() for n, p in named})
     with torch.no_grad():
-        for n, p in model.named_parameters():
+        for n, p in named:
             p.copy_(start[n])
             p.grad = None
-    assert any(not torch.equal(moved[0][n], start[n]) for n in start)
+    assert any(not torch.equal(moved[0][n], start[n]) for n in late)
     for n in start:
         torch.testing.assert_close(moved[0][n], moved[1][n], rtol=1e-5, atol=1e-6, msg=n)
 
