@@ -56,6 +56,7 @@ from pipeline.report import (
     write_report,
 )
 from pipeline.slices import VISIBILITY_EDGES, camera_of_images, evaluate_slices
+from pipeline.tta import with_tta
 
 
 class EvalConfig(InferenceSettings):
@@ -265,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the score threshold is not applied: AP needs every detection
     set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size,
                           rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
+    model = with_tta(model, cfg)
     sha = sha256_file(ckpt_path)
 
     # Resume key: anything that changes the predictions invalidates saved batches and a
@@ -273,7 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         [sha, sha256_file(ann_file), sorted(class_map.items()), sorted(gt.image_ids),
          model.transform.min_size, model.transform.max_size, cfg.mask_threshold, device.type, cfg.batch_size,
          # appended only when set, so the fingerprints of earlier runs stay valid
-         *([cfg.rpn_post_nms_top_n] if cfg.rpn_post_nms_top_n else []), *(["fp16"] if _fp16(cfg, device) else [])],
+         *([cfg.rpn_post_nms_top_n] if cfg.rpn_post_nms_top_n else []), *(["fp16"] if _fp16(cfg, device) else []),
+         *([["tta", cfg.tta_sizes]] if cfg.tta else [])],
         default=str).encode()).hexdigest()
     atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
     n_images = len(gt.image_ids)

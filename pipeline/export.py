@@ -205,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--out {out}: expected a .onnx file name")
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder")
+    if cfg.tta:
+        raise UserError("tta=true: an ONNX graph is one view of the image; test-time augmentation "
+                        "runs on the .pt checkpoint (evaluate and video take model.tta)")
     images = check_images(args.check_images, cfg)
 
     import torch

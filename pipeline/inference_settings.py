@@ -7,7 +7,7 @@ default or meaning differs, saying so.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.common import StrictModel
 
@@ -38,6 +38,18 @@ class InferenceSettings(StrictModel):
     # mask probability -> binary mask. None: the one chosen on the validation set in training
     # (checkpoint_mask_threshold)
     mask_threshold: float | None = Field(None, gt=0, lt=1)
+    # test-time augmentation (pipeline.tta): each image also mirrored, and run at every size of
+    # tta_sizes (shorter side, px) besides its own; the views fused. Costs a forward pass per view
+    tta: bool = False
+    tta_sizes: list[int] = []
+
+    @model_validator(mode="after")
+    def _tta_sizes_need_tta(self):
+        if self.tta_sizes and not self.tta:
+            raise ValueError("tta_sizes is set but tta is false: set tta: true to run the extra sizes")
+        if any(s < 32 for s in self.tta_sizes):
+            raise ValueError(f"tta_sizes: sizes are shorter sides in px (>= 32), got {self.tta_sizes}")
+        return self
 
     def resolve_mask_threshold(self, chosen: float | None) -> tuple[float, str]:
         """(the mask threshold to run a model with, where it comes from): ours if set, else the

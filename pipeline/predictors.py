@@ -113,6 +113,7 @@ def _torch_predictor(path: Path, settings: InferenceSettings) -> TorchPredictor:
 
     from pipeline.devices import resolve_device
     from pipeline.model import model_from_checkpoint, set_inference_options
+    from pipeline.tta import with_tta
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -120,10 +121,13 @@ def _torch_predictor(path: Path, settings: InferenceSettings) -> TorchPredictor:
     model, ckpt = model_from_checkpoint(path, device=device)
     # Fewer low-score boxes means fewer masks pasted at full resolution: the costly part on CPU.
     set_inference_options(model, **settings.model_options())
-    return TorchPredictor(model, device, settings, checkpoint_mask_threshold(ckpt))
+    return TorchPredictor(with_tta(model, settings), device, settings, checkpoint_mask_threshold(ckpt))
 
 
 def _onnx_predictor(path: Path, settings: InferenceSettings) -> OnnxPredictor:
+    if settings.tta:
+        raise UserError(f"{path.name}: model.tta runs a .pt checkpoint several times per image; "
+                        f"an ONNX graph runs one view (use the checkpoint it was exported from)")
     baked = [k for k in ("min_size", "max_size", "rpn_post_nms_top_n") if getattr(settings, k) is not None]
     if baked:
         warnings.warn(f"model.{', model.'.join(baked)} ignored for {path.name}: an ONNX graph has "
