@@ -210,6 +210,7 @@ bench: $(STAMP) $(HUMANS)/index.json
 	$(PY) -m bench.train | tee outputs/bench/train.json
 	$(PY) -m bench.eval | tee outputs/bench/eval.json
 	$(PY) -m bench.video | tee outputs/bench/video.json
+	$(PY) -m bench.crowd | tee outputs/bench/crowd.json
 
 # Held-out material families (README "Measuring variety"): ~25 min per group on 2 cores.
 heldout: $(STAMP) $(HUMANS)/index.json

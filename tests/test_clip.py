@@ -456,3 +456,66 @@ def test_near_miss_walker_passes_even_the_widest_jack_at_the_shortest_gap(monkey
     assert frames[-1].pedestrians[0].x > frames[-1].pallet_jacks[0].x + 1.0   # passed it ...
     assert all(math.cos(f.pedestrians[0].yaw) == pytest.approx(1.0) for f in frames)   # ... never turning
     assert all(math.cos(f.pallet_jacks[0].yaw) == pytest.approx(-1.0) for f in frames)
+
+
+def test_a_walker_that_cannot_pass_a_slower_jack_follows_it_at_its_pace():
+    """In a corridor too narrow to pass, a walker (1 m/s) behind a pushed jack (0.5 m/s) closes
+    up and follows at the jack's pace: it never stands still, never turns back, never touches
+    the pusher (before slowing down it stopped every other step)."""
+    base = tiny_plan()
+    walls = [UserAsset(path="site/crates.obj", category="crate", scale=1.0, size=[0.4, 20.0, 1.0],
+                       x=x, y=18.0, yaw=0.0) for x in (14.0 - 0.8, 14.0 + 0.8)]
+    walker = replace(base.pedestrians[0], x=14.0, y=11.0, yaw=math.pi / 2)
+    plan = replace(base, assets=walls, pedestrians=[walker, *base.pedestrians[1:]])
+    motion = plan_motion(plan, STRAIGHT, np.random.default_rng(0), LIBRARY)
+    assert (motion.pedestrians[0].speed, motion.pallet_jacks[0].speed) == (1.0, 0.5)
+    assert _collisions(plan, motion, 100, fps=10) == []
+    states = MoverStates()
+    frames = [frame_plan(plan, motion, k, fps=10, stride_m=1.4, states=states) for k in range(100)]
+    wy = [f.pedestrians[0].y for f in frames]
+    gap = [f.pedestrians[2].y - f.pedestrians[0].y for f in frames]    # to the pusher
+    assert all(b > a for a, b in zip(wy, wy[1:], strict=False))        # moves every frame, never back
+    assert all(abs(f.pedestrians[0].x - 14.0) < 0.2 for f in frames)  # in its lane
+    closed = next(k for k, g in enumerate(gap) if g < 0.9)
+    assert closed < 50 and all(0.7 < g < 0.9 for g in gap[closed:])   # on the pusher's heels
+    assert wy[-1] - wy[closed] == pytest.approx(0.5 * (99 - closed) / 10, abs=0.1)   # at the jack's pace
+
+
+def _hemmed_walker(plan):
+    from blender.plan.motion import _Mover, _person_body, floor_routes, static_footprints
+
+    me = replace(plan.pedestrians[0], x=4.0, y=12.0, yaw=0.0)
+    routes = floor_routes(plan.layout, static_footprints(plan, plan_motion(plan, STRAIGHT, np.random.default_rng(0), LIBRARY)))
+    m = _Mover(_person_body(me), me.x, me.y, me.yaw, 1.0, me.yaw, steers=True, goals=[(7.125, 12.125), (3.0, 27.0)])
+    blocker = _person_fp(replace(me, x=me.x + 0.75, yaw=math.pi))    # face to face, touching
+    corridor = [Footprint(4.0, 12.0 + side * 0.8, 0.0, 6.0, 0.4) for side in (-1, 1)]   # no way round
+    return m, routes, blocker, corridor
+
+
+def test_a_walker_blocked_by_a_mover_it_gives_way_to_walks_away_then_comes_back():
+    """Blocked by a mover that has right of way (a pushed jack, or a walker before it in the
+    order), a walker on a route waits YIELD_AFTER_STEPS steps, then turns and walks away at half
+    pace for YIELD_STEPS steps, then heads for its goal again; blocked by a mover that gives way
+    to it, it waits (only one of two yields)."""
+    from blender.plan.motion import YIELD_AFTER_STEPS, YIELD_STEPS, _step
+
+    plan = tiny_plan()
+    m, routes, blocker, walls = _hemmed_walker(plan)
+    for k in range(1, YIELD_AFTER_STEPS + 1):
+        _step(m, plan.layout, walls, [blocker], 0.1, routes, gives_way=[blocker])
+        assert (m.x, m.y, m.waited) == (4.0, 12.0, k)
+    assert m.yielding == YIELD_STEPS
+    xs = []
+    for _ in range(YIELD_STEPS):
+        _step(m, plan.layout, walls, [blocker], 0.1, routes, gives_way=[blocker])
+        xs.append(m.x)
+        assert math.cos(m.yaw) < -0.8                                # facing away
+    assert np.diff([4.0, *xs]) == pytest.approx([-0.05] * YIELD_STEPS, abs=0.002)   # half pace
+    assert m.yielding == 0
+    _step(m, plan.layout, walls, [], 0.1, routes)                     # the way is free: back on its route
+    assert m.x > xs[-1] and math.cos(m.yaw) > 0.8 and m.waited == 0
+
+    m, routes, blocker, walls = _hemmed_walker(plan)
+    for k in range(1, YIELD_AFTER_STEPS + 3):
+        _step(m, plan.layout, walls, [blocker], 0.1, routes)           # no right of way: it waits
+        assert (m.x, m.y, m.waited, m.yielding) == (4.0, 12.0, k, 0)

@@ -7,12 +7,17 @@ routes a walker keeps its heading and turns back at racks and walls. A walker th
 static thing (site asset, prop, standing person, parked jack) or another mover (a walker, a
 pushed jack with its pusher) in its way within LOOKAHEAD_M steps around it: it walks at the
 smallest deviation from its heading, right side first, whose next step and look-ahead point
-are clear, and takes its heading up again once the way is free. A pushed jack keeps its lane
-(its pusher would swing sideways), as do a scenario's scripted walkers; these and a walker
-with no way around turn back, and where facing back is blocked too, they wait. All movers
-step together, one after another in a fixed order (walkers by index, then pushed jacks), each
-checked against where the others stand at that moment: no two movers' footprints overlap in
-any frame."""
+are clear, and takes its heading up again once the way is free. It looks ahead at where the
+other movers will be, not only where they are (their last step's velocity), so two walkers
+heading at each other step aside early. Behind a slower mover it cannot pass it slows down to
+that mover's pace (SLOW_STEPS) instead of stopping; wedged against a mover it gives way to (a
+pushed jack, a scripted walker, a walker before it in the order) it turns and walks away for a
+moment (YIELD_STEPS), so the other can pass. A pushed jack keeps its lane (its pusher would
+swing sideways), as do a scenario's scripted walkers; these and a walker with no way around
+turn back, and where facing back is blocked too, they wait. All movers step together, one
+after another in a fixed order (walkers by index, then pushed jacks), each checked against
+where the others stand at that moment: no two movers' footprints overlap in any frame. What it
+costs in waiting is measured by bench/crowd.py."""
 
 from __future__ import annotations
 
@@ -39,7 +44,9 @@ if TYPE_CHECKING:  # job_config imports the plan package: only the type is neede
 # 2: walkers step around what they see in their way (1: they turned back); 3: a walker steps
 # through its own body's walk cycle where the library has one (pipeline.humans CYCLE_PHASES),
 # and with clip.routes walks from goal to goal along planned routes
-MOTION_VERSION = 3
+# 4: walkers look ahead at where the other movers will be (their last step's velocity), and
+# slow down behind a mover instead of stopping
+MOTION_VERSION = 4
 
 # walkers keep this far from walls and rack faces, and turn around there
 WALK_CLEARANCE_M = 0.45
@@ -61,6 +68,15 @@ STEER_DEG = (0.0, -30.0, 30.0, -60.0, 60.0)
 # the look-ahead keeps a walker's footprint this far off others' (each grown by it: 0.2 m apart),
 # so it passes a mover coming the other way with room to spare instead of blocking it
 STEER_CLEARANCE_M = 0.1
+# where a full step is blocked by a mover, a walker tries these shares of it before it waits:
+# it follows a slower mover at that mover's pace, as people in a crowd do, instead of stopping
+SLOW_STEPS = (0.5, 0.25)
+# a walker on a route blocked this many steps by a mover it gives way to (a pushed jack, a
+# scripted walker, a walker before it in the order) turns and walks away at half pace for
+# YIELD_STEPS steps, then takes its way up again: two movers wedged against each other would
+# otherwise both wait until one gives up its goal. Only one of two walkers yields: no dance
+YIELD_AFTER_STEPS = 5
+YIELD_STEPS = 10
 
 
 @dataclass
@@ -183,6 +199,9 @@ class _Mover:
     goals: list[tuple[float, float]] = field(default_factory=list)   # its route's goals (none: keeps its heading)
     goal: int = 0       # the one it walks to
     waited: int = 0     # steps in a row it could not move
+    vx: float = 0.0     # its last step's velocity (m/s): what the others anticipate
+    vy: float = 0.0
+    yielding: int = 0   # steps left of walking away to give way
 
     def footprints(self) -> list[Footprint]:
         return self.body(self.x, self.y, self.yaw)
@@ -190,11 +209,37 @@ class _Mover:
     def ahead(self, yaw: float, dist: float) -> tuple[float, float]:
         return self.x + math.cos(yaw) * dist, self.y + math.sin(yaw) * dist
 
+    def footprints_in(self, seconds: float) -> list[Footprint]:
+        """Where it will stand `seconds` from now if it keeps its last step's velocity."""
+        return self.body(self.x + self.vx * seconds, self.y + self.vy * seconds, self.yaw)
+
+
+def _move(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footprint], dt: float,
+          yaw: float, shares: tuple[float, ...]) -> bool:
+    """Step `m` along `yaw` by the first share of its step that is clear; whether it moved."""
+    for share in shares:
+        nx, ny = m.ahead(yaw, m.speed * dt * share)
+        if _clear(layout, static, others, m.body, nx, ny, yaw):
+            m.vx, m.vy = (nx - m.x) / dt, (ny - m.y) / dt
+            m.x, m.y, m.yaw = nx, ny, yaw
+            m.dist += m.speed * dt * share
+            return True
+    m.vx = m.vy = 0.0
+    return False
+
 
 def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footprint], dt: float,
-          routes: Routes | None) -> None:
-    """One step of mover `m` (see the module docstring); `others`: the other movers' footprints."""
+          routes: Routes | None, coming: list[Footprint] = (), gives_way: list[Footprint] = ()) -> None:
+    """One step of mover `m` (see the module docstring); `others`: the other movers' footprints,
+    `coming`: theirs when `m` would reach its look-ahead point (ORCA's anticipation without its
+    reciprocity: each walker leaves room for where the others are heading); `gives_way`: the
+    footprints of the movers it yields to (YIELD_AFTER_STEPS)."""
     step = m.speed * dt
+    if m.yielding:
+        m.yielding -= 1
+        away = m.heading + math.pi
+        any(_move(m, layout, static, others, dt, away + math.radians(d), (0.5,)) for d in STEER_DEG)
+        return
     if m.goals and routes is not None:
         if math.hypot(m.x - m.goals[m.goal][0], m.y - m.goals[m.goal][1]) < GOAL_REACHED_M:
             m.goal = (m.goal + 1) % len(m.goals)
@@ -206,21 +251,24 @@ def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footp
         for dev in STEER_DEG:
             yaw = m.heading + math.radians(dev)
             if (_clear(layout, static, others, m.body, *m.ahead(yaw, step), yaw)
-                    and _clear(None, static, others, m.body, *m.ahead(yaw, LOOKAHEAD_M), yaw, STEER_CLEARANCE_M)):
+                    and _clear(None, static, [*others, *coming], m.body, *m.ahead(yaw, LOOKAHEAD_M), yaw,
+                               STEER_CLEARANCE_M)):
                 break
         else:   # no way around in sight: walk on while the next step is clear
             yaw = m.heading
     else:
         yaw = m.heading
-    nx, ny = m.ahead(yaw, step)
-    if _clear(layout, static, others, m.body, nx, ny, yaw):
-        m.x, m.y, m.yaw = nx, ny, yaw
-        m.dist += step
+    # a walker behind a mover slows down to a share of its step before it stops
+    if _move(m, layout, static, others, dt, yaw, (1.0, *SLOW_STEPS) if m.steers else (1.0,)):
         m.waited = 0
     elif m.goals and routes is not None:   # a walker on a route waits for the way to clear ...
         m.waited += 1
         if m.waited >= ROUTE_PATIENCE_STEPS:   # ... or takes up its next goal
             m.goal, m.waited = (m.goal + 1) % len(m.goals), 0
+        elif m.waited >= YIELD_AFTER_STEPS and any(   # ... or gives way
+                footprints_overlap(fp, o, MOVER_CLEARANCE_M) for fp in m.body(*m.ahead(yaw, step), yaw)
+                for o in gives_way):
+            m.yielding = YIELD_STEPS
     elif _clear(layout, static, others, m.body, m.x, m.y, m.heading + math.pi):
         m.heading += math.pi
         m.yaw = m.heading
@@ -236,7 +284,14 @@ def _walk(layout: Layout, static: list[Footprint], movers: list[_Mover], dt: flo
     for _ in range(steps):
         for i, m in enumerate(movers):
             others = [fp for k, fps in enumerate(placed) if k != i for fp in fps]
-            _step(m, layout, static, others, dt, routes)
+            coming, gives_way = [], []
+            if m.steers and m.speed > 0:
+                ahead_s = LOOKAHEAD_M / m.speed   # when it would reach its look-ahead point
+                coming = [fp for k, o in enumerate(movers) if k != i and (o.vx or o.vy)
+                          for fp in o.footprints_in(ahead_s)]
+                gives_way = [fp for k, fps in enumerate(placed) if k != i and (k < i or not movers[k].steers)
+                             for fp in fps]
+            _step(m, layout, static, others, dt, routes, coming, gives_way)
             placed[i] = m.footprints()
 
 
@@ -284,7 +339,8 @@ class MoverStates:
 
     def __init__(self):
         self.frame = 0
-        self.poses: list[tuple[float, float, float, float, float, int, int]] | None = None  # x, y, yaw, heading, dist, goal, waited
+        # x, y, yaw, heading, dist, goal, waited, vx, vy, yielding
+        self.poses: list[tuple[float, float, float, float, float, int, int, float, float, int]] | None = None
         self.routes: Routes | None = None    # the clip's floor grid and the ways to goals found so far
 
 
@@ -316,12 +372,13 @@ def frame_plan(base: ScenePlan, motion: Motion, frame: int, fps: float, stride_m
     start = 0
     if states is not None and states.poses is not None and states.frame <= frame:
         start = states.frame
-        for m, (x, y, yaw, heading, dist, goal, waited) in zip(movers, states.poses, strict=True):
-            m.x, m.y, m.yaw, m.heading, m.dist, m.goal, m.waited = x, y, yaw, heading, dist, goal, waited
+        for m, pose in zip(movers, states.poses, strict=True):
+            m.x, m.y, m.yaw, m.heading, m.dist, m.goal, m.waited, m.vx, m.vy, m.yielding = pose
     _walk(lay, static, movers, dt, frame - start, routes)
     if states is not None:
         states.frame = frame
-        states.poses = [(m.x, m.y, m.yaw, m.heading, m.dist, m.goal, m.waited) for m in movers]
+        states.poses = [(m.x, m.y, m.yaw, m.heading, m.dist, m.goal, m.waited, m.vx, m.vy, m.yielding)
+                        for m in movers]
     for k, m in zip(walkers, movers[:len(walkers)], strict=True):
         p = plan.pedestrians[k]
         p.x, p.y, p.yaw = m.x, m.y, m.yaw
