@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -44,8 +44,8 @@ if TYPE_CHECKING:  # job_config imports the plan package: only the type is neede
 # 2: walkers step around what they see in their way (1: they turned back); 3: a walker steps
 # through its own body's walk cycle where the library has one (pipeline.humans CYCLE_PHASES),
 # and with clip.routes walks from goal to goal along planned routes
-# 4: walkers look ahead at where the other movers will be (their last step's velocity), and
-# slow down behind a mover instead of stopping
+# 4: walkers look ahead at where the other movers will be (their last step's velocity), slow
+# down behind a mover instead of stopping, and give way (YIELD_STEPS)
 MOTION_VERSION = 4
 
 # walkers keep this far from walls and rack faces, and turn around there
@@ -229,7 +229,7 @@ def _move(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footp
 
 
 def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footprint], dt: float,
-          routes: Routes | None, coming: list[Footprint] = (), gives_way: list[Footprint] = ()) -> None:
+          routes: Routes | None, coming: Sequence[Footprint] = (), gives_way: Sequence[Footprint] = ()) -> None:
     """One step of mover `m` (see the module docstring); `others`: the other movers' footprints,
     `coming`: theirs when `m` would reach its look-ahead point (ORCA's anticipation without its
     reciprocity: each walker leaves room for where the others are heading); `gives_way`: the
@@ -238,7 +238,9 @@ def _step(m: _Mover, layout: Layout, static: list[Footprint], others: list[Footp
     if m.yielding:
         m.yielding -= 1
         away = m.heading + math.pi
-        any(_move(m, layout, static, others, dt, away + math.radians(d), (0.5,)) for d in STEER_DEG)
+        for dev in STEER_DEG:
+            if _move(m, layout, static, others, dt, away + math.radians(dev), (0.5,)):
+                break
         return
     if m.goals and routes is not None:
         if math.hypot(m.x - m.goals[m.goal][0], m.y - m.goals[m.goal][1]) < GOAL_REACHED_M:
