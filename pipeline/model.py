@@ -13,7 +13,7 @@ import socket
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -400,16 +400,21 @@ def inference_sizes(cfg: ModelConfig) -> tuple[int, int]:
 
 
 @contextmanager
-def at_test_size(model: MaskRCNN, cfg: ModelConfig) -> Iterator[MaskRCNN]:
-    """The model with its transform at the test size of `cfg`, restored to the training size after."""
+def at_size(model: MaskRCNN, min_size: int | None, max_size: int | None) -> Iterator[MaskRCNN]:
+    """The model with its transform resized to (min_size, max_size) (None keeps that one),
+    restored to its sizes before when the block ends, also on an exception."""
     t = model.transform
-    train = t.min_size, t.max_size
-    min_size, max_size = inference_sizes(cfg)
+    before = t.min_size, t.max_size
     set_inference_options(model, min_size=min_size, max_size=max_size)
     try:
         yield model
     finally:
-        t.min_size, t.max_size = train
+        t.min_size, t.max_size = before
+
+
+def at_test_size(model: MaskRCNN, cfg: ModelConfig) -> AbstractContextManager[MaskRCNN]:
+    """The model with its transform at the test size of `cfg`, restored to the training size after."""
+    return at_size(model, *inference_sizes(cfg))
 
 
 def load_checkpoint(path: str | Path) -> dict:

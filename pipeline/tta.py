@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import torch
 from torchvision.ops import box_iou
 
+from pipeline.model import at_size
+
 # boxes of one object seen in two views overlap well above this; two people side by side rarely
 FUSE_IOU = 0.55
 
@@ -99,18 +101,15 @@ class TTAModel(torch.nn.Module):
     def forward(self, images: list[torch.Tensor]) -> list[dict]:
         per_image: list[list[dict]] = [[] for _ in images]
         t = self.transform
-        base_min, base_max = t.min_size, t.max_size
-        try:
-            for s in [None, *self.sizes]:
-                if s is not None:
-                    t.min_size, t.max_size = (s,), round(base_max * s / base_min[-1])
+        base_min, base_max = t.min_size[-1], t.max_size
+        # (None, None): the model's own test size; then each extra size, the longer side in proportion
+        for size in [(None, None), *((s, round(base_max * s / base_min)) for s in self.sizes)]:
+            with at_size(self.model, *size):
                 for o, lst in zip(self.model(images), per_image, strict=True):
                     lst.append(o)
                 if self.flip:
                     outs = self.model([im.flip(-1) for im in images])
                     for o, im, lst in zip(outs, images, per_image, strict=True):
                         lst.append(hflip_output(o, im.shape[-1]))
-        finally:
-            t.min_size, t.max_size = base_min, base_max
         max_dets = getattr(getattr(self.model, "roi_heads", None), "detections_per_img", 100)
         return [fuse(outs, self.views(), self.iou, max_dets) for outs in per_image]
