@@ -1,4 +1,5 @@
-"""COCO scoring with pycocotools: ground truth loading, COCOeval, confusion matrix, F1 thresholds.
+"""COCO scoring with pycocotools: ground truth loading, COCOeval, confusion matrix, error types,
+F1 thresholds.
 
 Torch-free, so training validation, the evaluate CLI and tests share one scorer. Everything
 works on plain COCO dicts: ground truth as a dataset dict, predictions in the COCO results
@@ -296,6 +297,70 @@ class ImageMatch:
         return 1.0 if denom == 0 else 2 * self.tp / denom
 
 
+# What a detection at or above the score threshold is, besides a true positive. "class": it
+# matched (IoU >= threshold) or overlaps (>= LOW_IOU) an instance of another class only;
+# "duplicate": its own-class instance was taken by a higher-scored detection; "localization":
+# its own class is there at LOW_IOU..threshold; "background": it overlaps nothing (< LOW_IOU).
+# The split of Bolya et al.'s TIDE (ECCV 2020), on the confusion matrix's own greedy matching.
+ERROR_TYPES = ("class", "duplicate", "localization", "background")
+LOW_IOU = 0.1
+
+
+@dataclass
+class _Outcome:
+    gt_class: int         # 0: no ground truth taken
+    det_class: int
+    kind: str             # "tp", "crowd" (ignored) or one of ERROR_TYPES
+
+
+def _match_image(gts: list[dict], crowd: list[dict], dts: list[dict], iou_threshold: float) -> list[_Outcome]:
+    """Greedy matching by score of one image's detections (sorted, best first): each takes an
+    unmatched ground truth at IoU >= threshold, preferring its own class."""
+    g_boxes = [a["bbox"] for a in gts]
+    d_boxes = [p["bbox"] for p in dts]
+    ious = (np.asarray(mask_utils.iou(d_boxes, g_boxes, [0] * len(gts))).reshape(len(dts), len(gts))
+            if dts and gts else np.zeros((len(dts), len(gts))))
+    crowd_iou = (np.asarray(mask_utils.iou(d_boxes, [a["bbox"] for a in crowd], [1] * len(crowd)))
+                 .reshape(len(dts), len(crowd)) if dts and crowd else np.zeros((len(dts), 0)))
+    g_class = np.array([a["category_id"] for a in gts], dtype=np.int64)
+    taken = np.zeros(len(gts), dtype=bool)
+    out = []
+    for d, p in enumerate(dts):
+        c = p["category_id"]
+        cand = np.flatnonzero((ious[d] >= iou_threshold) & ~taken)
+        if cand.size:
+            same = cand[g_class[cand] == c]
+            pool = same if same.size else cand
+            g = int(pool[np.argmax(ious[d, pool])])
+            taken[g] = True
+            out.append(_Outcome(int(g_class[g]), c, "tp" if g_class[g] == c else "class"))
+        elif crowd_iou.shape[1] and crowd_iou[d].max() >= iou_threshold:
+            out.append(_Outcome(0, c, "crowd"))
+        else:
+            own, other = ious[d][g_class == c], ious[d][g_class != c]
+            kind = ("duplicate" if own.size and own.max() >= iou_threshold
+                    else "localization" if own.size and own.max() >= LOW_IOU
+                    else "class" if other.size and other.max() >= LOW_IOU else "background")
+            out.append(_Outcome(0, c, kind))
+    missed = [_Outcome(int(g_class[g]), 0, "missed") for g in np.flatnonzero(~taken)]
+    return out + missed
+
+
+def _matched_images(gt: GroundTruth, predictions: list[dict], score_threshold: float,
+                    iou_threshold: float) -> list[tuple[int, list[_Outcome]]]:
+    by_img_gt: dict[int, list[dict]] = {i: [] for i in gt.image_ids}
+    for a in gt.coco["annotations"]:
+        by_img_gt[a["image_id"]].append(a)
+    by_img_dt: dict[int, list[dict]] = {i: [] for i in gt.image_ids}
+    for p in predictions:
+        if p["score"] >= score_threshold:
+            by_img_dt[p["image_id"]].append(p)
+    return [(img_id, _match_image([a for a in by_img_gt[img_id] if not a.get("iscrowd", 0)],
+                                  [a for a in by_img_gt[img_id] if a.get("iscrowd", 0)],
+                                  sorted(by_img_dt[img_id], key=lambda p: -p["score"]), iou_threshold))
+            for img_id in gt.image_ids]
+
+
 def confusion_matrix(gt: GroundTruth, predictions: list[dict], score_threshold: float = 0.5,
                      iou_threshold: float = 0.5) -> tuple[np.ndarray, list[ImageMatch]]:
     """Box-IoU confusion matrix with background, plus per-image TP/FP/FN.
@@ -308,48 +373,30 @@ def confusion_matrix(gt: GroundTruth, predictions: list[dict], score_threshold: 
     """
     n = len(CLASS_NAMES)
     cm = np.zeros((n, n), dtype=np.int64)
-    by_img_gt: dict[int, list[dict]] = {i: [] for i in gt.image_ids}
-    for a in gt.coco["annotations"]:
-        by_img_gt[a["image_id"]].append(a)
-    by_img_dt: dict[int, list[dict]] = {i: [] for i in gt.image_ids}
-    for p in predictions:
-        if p["score"] >= score_threshold:
-            by_img_dt[p["image_id"]].append(p)
     matches = []
-    for img_id in gt.image_ids:
-        gts = [a for a in by_img_gt[img_id] if not a.get("iscrowd", 0)]
-        crowd = [a for a in by_img_gt[img_id] if a.get("iscrowd", 0)]
-        dts = sorted(by_img_dt[img_id], key=lambda p: -p["score"])
-        g_boxes = [a["bbox"] for a in gts]
-        d_boxes = [p["bbox"] for p in dts]
-        ious = (np.asarray(mask_utils.iou(d_boxes, g_boxes, [0] * len(gts))).reshape(len(dts), len(gts))
-                if dts and gts else np.zeros((len(dts), len(gts))))
-        crowd_iou = (np.asarray(mask_utils.iou(d_boxes, [a["bbox"] for a in crowd], [1] * len(crowd)))
-                     .reshape(len(dts), len(crowd)) if dts and crowd else np.zeros((len(dts), 0)))
-        taken = np.zeros(len(gts), dtype=bool)
-        tp = fp = 0
-        for d, p in enumerate(dts):
-            cand = np.flatnonzero((ious[d] >= iou_threshold) & ~taken) if gts else np.zeros(0, int)
-            if cand.size:
-                same = [g for g in cand if gts[g]["category_id"] == p["category_id"]]
-                pool = np.asarray(same) if same else cand
-                g = int(pool[np.argmax(ious[d, pool])])
-                taken[g] = True
-                cm[gts[g]["category_id"], p["category_id"]] += 1
-                if gts[g]["category_id"] == p["category_id"]:
-                    tp += 1
-                else:
-                    fp += 1
-            elif crowd_iou.shape[1] and crowd_iou[d].max() >= iou_threshold:
-                continue
-            else:
-                cm[0, p["category_id"]] += 1
-                fp += 1
-        for g in np.flatnonzero(~taken):
-            cm[gts[g]["category_id"], 0] += 1
-        fn = len(gts) - tp
+    for img_id, outcomes in _matched_images(gt, predictions, score_threshold, iou_threshold):
+        for o in outcomes:
+            if o.kind != "crowd":
+                cm[o.gt_class, o.det_class] += 1
+        tp = sum(o.kind == "tp" for o in outcomes)
+        fp = sum(o.det_class > 0 and o.kind not in ("tp", "crowd") for o in outcomes)
+        fn = sum(o.gt_class > 0 and o.kind != "tp" for o in outcomes)
         matches.append(ImageMatch(img_id, tp, fp, fn))
     return cm, matches
+
+
+def error_types(gt: GroundTruth, predictions: list[dict], score_threshold: float = 0.5,
+                iou_threshold: float = 0.5) -> dict[str, dict[str, int]]:
+    """class name -> counts of its detections at or above the score threshold by what they are
+    ("tp" and ERROR_TYPES), and of its instances no detection of any class took ("missed")."""
+    out = {name: dict.fromkeys(("tp", *ERROR_TYPES, "missed"), 0) for name in CLASS_NAMES[1:]}
+    for _, outcomes in _matched_images(gt, predictions, score_threshold, iou_threshold):
+        for o in outcomes:
+            if o.kind == "missed":
+                out[CLASS_NAMES[o.gt_class]]["missed"] += 1
+            elif o.kind != "crowd":
+                out[CLASS_NAMES[o.det_class]][o.kind] += 1
+    return out
 
 
 def load_predictions(path: str | Path) -> list[dict]:

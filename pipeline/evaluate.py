@@ -24,6 +24,7 @@ from tqdm import tqdm
 from pipeline.coco_eval import (
     GroundTruth,
     confusion_matrix,
+    error_types,
     evaluate_coco,
     load_ground_truth,
 )
@@ -330,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "confusion_matrix": {"labels": CLASS_NAMES, "matrix": cm.tolist(), "iou_threshold": 0.5,
                              "score_threshold": cfg.score_threshold,
                              "rows": "ground truth", "columns": "prediction"},
+        "error_types": {"iou_threshold": 0.5, "score_threshold": cfg.score_threshold,
+                        "per_class": error_types(gt, results, cfg.score_threshold, 0.5)},
         "per_image": [{"image_id": m.image_id, "tp": m.tp, "fp": m.fp, "fn": m.fn, "f1": m.f1}
                       for m in matches],
         "best_worst": {"best": best, "worst": worst},

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from pipeline.coco_eval import STAT_NAMES, IouTypeResult, ann_to_mask  # noqa: E402
+from pipeline.coco_eval import ERROR_TYPES, LOW_IOU, STAT_NAMES, IouTypeResult, ann_to_mask  # noqa: E402
 from pipeline.common import CATEGORIES, CLASS_NAMES, atomic_write_text, atomic_write_with  # noqa: E402
 from pipeline.draw import CLASS_COLORS, contact_sheet, draw_detections, put_banner, save_rgb  # noqa: E402
 
@@ -141,6 +141,23 @@ _SLICE_GROUPS = (("visibility", "visibility (visible fraction)"), ("truncation",
                  ("size", "object size (COCO)"), ("camera", "camera kind"), ("camera_height", "camera height"))
 
 
+def _errors_section(errors: dict | None, classes: Sequence[str]) -> list[str]:
+    """Detections at the drawing threshold by what they are: where a class's AP goes."""
+    if not errors:
+        return []
+    kinds = ("tp", *ERROR_TYPES, "missed")
+    rows = [[name, *(errors["per_class"].get(name, {}).get(k, 0) for k in kinds)] for name in classes]
+    thr, score = errors["iou_threshold"], errors["score_threshold"]
+    return ["## Error types", "",
+            f"Detections with score >= {score} by what they are (the confusion matrix's matching, box "
+            f"IoU >= {thr}): true positives; **class**, on an instance of another class only; "
+            f"**duplicate**, its instance already taken by a higher score; **localization**, its "
+            f"class there at IoU {LOW_IOU}-{thr}; **background**, IoU < {LOW_IOU} with everything. "
+            "**missed**: instances no detection took.", "",
+            _table(["class", "true positives", "class", "duplicate", "localization", "background", "missed"], rows),
+            ""]
+
+
 def _slices_section(slices: dict | None, classes: Sequence[str]) -> list[str]:
     """Box AP per slice: one table, a row per slice, how each group was scored below it."""
     if not slices:
@@ -255,6 +272,8 @@ def render_report(metrics: dict, plots: dict[str, str]) -> str:
         out += [_table(["gt \\ pred", *labels], rows), ""]
         if "confusion_matrix" in plots:
             out += [f"![confusion matrix]({plots['confusion_matrix']})", ""]
+
+    out += _errors_section(metrics.get("error_types"), classes)
 
     if "best_worst" in plots:
         bw = metrics.get("best_worst", {})

@@ -11,6 +11,7 @@ from helpers_coco import load_coco
 from pipeline.coco_eval import (
     ann_to_mask,
     confusion_matrix,
+    error_types,
     evaluate_coco,
     f1_optimal_threshold,
     ground_truth_from_dict,
@@ -203,6 +204,36 @@ def test_confusion_prefers_same_class_match():
     gt = ground_truth_from_dict(gt_dict({1: [(2, 13, 10), (1, 19, 12)]}))
     cm, _ = confusion_matrix(gt, [pred(1, 1, 15, 10, 0.9)])
     assert cm[1, 1] == 1 and cm[2, 0] == 1 and cm[2, 1] == 0
+
+
+def test_error_types_hand_built():
+    # pedestrians A (5,5) and B (5,40), pallet jacks C (50,30) and E (74,2), a crowd region at (70,40)
+    gt = ground_truth_from_dict(gt_dict({1: [(1, 5, 5), (1, 5, 40), (2, 50, 30), (2, 74, 2)]}, crowd={1: (70, 40)}))
+    preds = [
+        pred(1, 1, 5, 5, 0.95),    # A: true positive
+        pred(1, 1, 6, 5, 0.9),     # A again (IoU 0.90), already taken: duplicate
+        pred(1, 1, 5, 50, 0.85),   # B at IoU 0.33: localization (B stays missed)
+        pred(1, 1, 50, 30, 0.8),   # on jack C only: class (C is taken, not missed)
+        pred(1, 2, 30, 2, 0.75),   # touches nothing: background
+        pred(1, 2, 74, 14, 0.7),   # E at IoU 0.25: localization (E stays missed)
+        pred(1, 2, 10, 10, 0.65),  # overlaps pedestrian A only (IoU 0.39): class
+        pred(1, 1, 70, 40, 0.6),   # on the crowd region: ignored
+        pred(1, 2, 74, 2, 0.3),    # E exactly, but below the score threshold
+    ]
+    errors = error_types(gt, preds, score_threshold=0.5)
+    assert errors["pedestrian"] == {"tp": 1, "class": 1, "duplicate": 1, "localization": 1, "background": 0,
+                                    "missed": 1}
+    assert errors["pallet_jack"] == {"tp": 0, "class": 1, "duplicate": 0, "localization": 1, "background": 1,
+                                     "missed": 1}
+    # the same matching as the confusion matrix: its columns are each class's detections
+    cm, (m,) = confusion_matrix(gt, preds, score_threshold=0.5)
+    for c, name in ((1, "pedestrian"), (2, "pallet_jack")):
+        assert cm[:, c].sum() == sum(v for k, v in errors[name].items() if k != "missed")
+        assert cm[c, 0] == errors[name]["missed"]
+    assert (m.tp, m.fp, m.fn) == (1, 6, 3)
+    # a lower score threshold lets the exact detection of E take it
+    low = error_types(gt, preds, score_threshold=0.2)["pallet_jack"]
+    assert (low["tp"], low["missed"], low["localization"]) == (1, 0, 1)
 
 
 def test_f1_optimal_threshold_hand_built():

@@ -101,11 +101,20 @@ def test_evaluate_end_to_end(checkpoint, coco_set_ro, tmp_path, capsys):
         n = sum(1 for a in gt.coco["annotations"] if a["category_id"] == c["id"] and not a["iscrowd"])
         assert cm[c["id"]].sum() == n
     assert sum(m["tp"] for m in metrics["per_image"]) == np.trace(cm[1:, 1:])
+    # error types split each class's detections and misses as the confusion matrix counts them
+    errors = metrics["error_types"]["per_class"]
+    for c in CATEGORIES:
+        e = errors[c["name"]]
+        assert e["tp"] == cm[c["id"], c["id"]] and e["missed"] == cm[c["id"], 0]
+        assert sum(e.values()) - e["missed"] == cm[:, c["id"]].sum()
 
     # report.md names the checkpoint and links plots that exist and are images
     report = (out / "report.md").read_text()
     assert str(checkpoint.resolve()) in report and sha in report
     assert "## Box AP by slice" in report and "| visibility (visible fraction) | [0.70, 1.00] | 6 |" in report
+    e = errors["pedestrian"]
+    assert "## Error types" in report and (f"| pedestrian | {e['tp']} | {e['class']} | {e['duplicate']} | "
+                                           f"{e['localization']} | {e['background']} | {e['missed']} |") in report
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"pr_curves.png", "confusion_matrix.png", "best_worst.png"} <= set(links)
     for link in links:
