@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = cfg.model_copy(update={"mask_threshold": mask_threshold})
     # the score threshold is not applied: AP needs every detection
     set_inference_options(model, min_size=cfg.min_size, max_size=cfg.max_size,
-                          rpn_post_nms_top_n=cfg.rpn_post_nms_top_n)
+                          rpn_post_nms_top_n=cfg.rpn_post_nms_top_n, nms_threshold=cfg.nms_threshold)
     model = with_tta(model, cfg)
     sha = sha256_file(ckpt_path)
 
@@ -277,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
          model.transform.min_size, model.transform.max_size, cfg.mask_threshold, device.type, cfg.batch_size,
          # appended only when set, so the fingerprints of earlier runs stay valid
          *([cfg.rpn_post_nms_top_n] if cfg.rpn_post_nms_top_n else []), *(["fp16"] if _fp16(cfg, device) else []),
-         *([["tta", cfg.tta_sizes]] if cfg.tta else [])],
+         *([["tta", cfg.tta_sizes]] if cfg.tta else []),
+         *([["nms", cfg.nms_threshold]] if cfg.nms_threshold is not None else [])],
         default=str).encode()).hexdigest()
     atomic_write_text(out / "config.yaml", config_to_yaml(cfg))
     n_images = len(gt.image_ids)

@@ -43,7 +43,7 @@ from pipeline.sources import IMAGE_SUFFIXES, _natural_key
 
 
 class ExportConfig(InferenceSettings):
-    """score_threshold, min_size, max_size and rpn_post_nms_top_n are baked into the graph;
+    """score_threshold, min_size, max_size, rpn_post_nms_top_n and nms_threshold are baked into the graph;
     mask_threshold binarises masks for the parity check (unset: the checkpoint's chosen one,
     which the graph's metadata then carries for OnnxPredictor). The graph is traced on the CPU in
     fp32, one image at a time, so device, half and batch_size are not used here."""

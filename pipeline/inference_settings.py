@@ -33,6 +33,9 @@ class InferenceSettings(StrictModel):
     # RPN proposals kept per image (None: torchvision's 1000). On CPU the box head over the
     # proposals dominates; 300 measured ~4x faster per frame at 640x480.
     rpn_post_nms_top_n: int | None = Field(None, ge=1)
+    # per-class box NMS of the detection head: boxes of one class overlapping a higher-scored one
+    # at IoU above this are dropped (None: the checkpoint's own, torchvision's 0.5)
+    nms_threshold: float | None = Field(None, gt=0, le=1)
     # detections below are dropped by the model (None: the checkpoint's own threshold)
     score_threshold: float | None = Field(None, ge=0, le=1)
     # mask probability -> binary mask. None: the one chosen on the validation set in training
@@ -66,4 +69,5 @@ class InferenceSettings(StrictModel):
     def model_options(self) -> dict:
         """Keyword arguments of pipeline.model.set_inference_options."""
         return {"score_threshold": self.score_threshold, "min_size": self.min_size,
-                "max_size": self.max_size, "rpn_post_nms_top_n": self.rpn_post_nms_top_n}
+                "max_size": self.max_size, "rpn_post_nms_top_n": self.rpn_post_nms_top_n,
+                "nms_threshold": self.nms_threshold}

@@ -377,7 +377,8 @@ def param_groups(model: nn.Module, lr: float, pretrained_lr_mult: float,
 
 def set_inference_options(model: MaskRCNN, *, score_threshold: float | None = None,
                           min_size: int | None = None, max_size: int | None = None,
-                          rpn_post_nms_top_n: int | None = None) -> MaskRCNN:
+                          rpn_post_nms_top_n: int | None = None,
+                          nms_threshold: float | None = None) -> MaskRCNN:
     """Test-time knobs shared by evaluate, video and export; None keeps the checkpoint's value.
 
     Fewer RPN proposals and a higher score threshold are the big CPU savings: the box head
@@ -391,6 +392,8 @@ def set_inference_options(model: MaskRCNN, *, score_threshold: float | None = No
         model.transform.max_size = max_size
     if rpn_post_nms_top_n:
         model.rpn._post_nms_top_n["testing"] = rpn_post_nms_top_n
+    if nms_threshold is not None:
+        model.roi_heads.nms_thresh = nms_threshold
     return model
 
 

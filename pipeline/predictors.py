@@ -128,7 +128,8 @@ def _onnx_predictor(path: Path, settings: InferenceSettings) -> OnnxPredictor:
     if settings.tta:
         raise UserError(f"{path.name}: model.tta runs a .pt checkpoint several times per image; "
                         f"an ONNX graph runs one view (use the checkpoint it was exported from)")
-    baked = [k for k in ("min_size", "max_size", "rpn_post_nms_top_n") if getattr(settings, k) is not None]
+    baked = [k for k in ("min_size", "max_size", "rpn_post_nms_top_n", "nms_threshold")
+             if getattr(settings, k) is not None]
     if baked:
         warnings.warn(f"model.{', model.'.join(baked)} ignored for {path.name}: an ONNX graph has "
                       f"them baked in (set them when running pipeline.export)", stacklevel=3)

@@ -244,15 +244,17 @@ def test_config_errors_are_one_line(tmp_path, checkpoint):
 
 def test_predictor_applies_inference_overrides(checkpoint):
     cfg = video.VideoInference(score_threshold=0.4, min_size=80, max_size=120, rpn_post_nms_top_n=50,
-                                threads=1, mask_threshold=0.6)
+                                threads=1, mask_threshold=0.6, nms_threshold=0.3)
     p = video.load_predictor(checkpoint, cfg)
     m = p.model
     assert m.rpn.post_nms_top_n() == 50 and not m.training
     assert m.transform.min_size == (80,) and m.transform.max_size == 120
-    assert m.roi_heads.score_thresh == 0.4 and p.mask_threshold == 0.6
+    assert m.roi_heads.score_thresh == 0.4 and p.mask_threshold == 0.6 and m.roi_heads.nms_thresh == 0.3
     (out,) = p([np.zeros((70, 90, 3), np.uint8)])
     assert out.masks.dtype == bool and out.masks.shape[1:] == (70, 90)
     assert (out.scores >= 0.4).all() and out.boxes.shape == (len(out.scores), 4)
+    # unset, the checkpoint keeps torchvision's per-class NMS at 0.5
+    assert video.load_predictor(checkpoint, video.VideoInference(threads=1)).model.roi_heads.nms_thresh == 0.5
 
 
 def test_predictor_masks_at_the_threshold_training_chose(checkpoint, tmp_path):
