@@ -168,7 +168,8 @@ def build_arch(cfg: ModelConfig, num_classes: int, norm: str) -> MaskRCNN:
         make(part)
     names = [str(i) for i in range(levels - 1)]
     kw: dict[str, Any] = dict(
-        min_size=cfg.min_size, max_size=cfg.max_size, box_score_thresh=cfg.box_score_thresh,
+        min_size=tuple(cfg.train_min_sizes) or cfg.min_size, max_size=cfg.max_size,
+        box_score_thresh=cfg.box_score_thresh,
         box_detections_per_img=cfg.box_detections_per_img,
         rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
         rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,

@@ -65,6 +65,10 @@ class ModelConfig(StrictModel):
     # a larger test size than the CPU budget allows in training (README recipe table)
     test_min_size: int | None = Field(None, ge=32)
     test_max_size: int | None = Field(None, ge=32)
+    # multi-scale training (detectron2's MIN_SIZE_TRAIN choice): each training batch is resized
+    # to one of these shorter sides, drawn by torch's seeded generator (saved in checkpoints);
+    # [] trains at min_size. max_size still caps the longer side, so raise it with them
+    train_min_sizes: list[int] = []
     # finetune: backbone stages per trainable_stages + FPN + RPN + ROI heads train;
     # features: backbone body and FPN frozen, RPN and ROI heads train (feature extraction);
     # roi_heads: backbone, FPN and RPN frozen, only the ROI box/mask heads train.
@@ -99,6 +103,13 @@ class ModelConfig(StrictModel):
     rpn_batch_size_per_image: int = Field(256, ge=1)
     box_batch_size_per_image: int = Field(512, ge=1)
     box_positive_fraction: float = Field(0.25, gt=0, le=1)
+
+    @field_validator("train_min_sizes")
+    @classmethod
+    def _sizes(cls, v):
+        if any(s < 32 for s in v):
+            raise ValueError(f"shorter sides in px (>= 32), got {v}")
+        return v
 
     @field_validator("aspect_ratios", "anchor_sizes")
     @classmethod

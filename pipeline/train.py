@@ -255,8 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"device: {device}, autocast {dtype_name(dtype) or 'off (fp32)'}"
               f" (solver.amp={cfg.solver.amp})")
         test = inference_sizes(cfg.model)
-        if test != (cfg.model.min_size, cfg.model.max_size):   # said once: an overridden min_size does not move it
-            print(f"size: trains at {cfg.model.min_size}/{cfg.model.max_size}, validates and runs at "
+        trains_at = "|".join(map(str, cfg.model.train_min_sizes)) or cfg.model.min_size
+        if test != (cfg.model.min_size, cfg.model.max_size) or cfg.model.train_min_sizes:
+            # said once: an overridden min_size does not move it
+            print(f"size: trains at {trains_at}/{cfg.model.max_size}, validates and runs at "
                   f"{test[0]}/{test[1]} (model.test_min_size / test_max_size)")
     loader, val_loader, gt = loaders(cfg, train_ds, val_ds, state.step, dinfo, device)
     checkpointer = Checkpointer(cfg, init_info, dinfo)

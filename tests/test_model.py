@@ -253,6 +253,35 @@ def test_test_size_is_what_a_checkpoint_runs_at_outside_training(tmp_path, model
         ModelConfig(**TINY, test_min_size=8)
 
 
+def test_multi_scale_training_draws_each_image_a_size_and_runs_at_one(tmp_path):
+    """model.train_min_sizes: in training every image is resized to one of them (torch's seeded
+    generator, so a seed gives the same draws); validation and checkpoints run at one size."""
+    cfg = ModelConfig(**{**TINY, "max_size": 400}, train_min_sizes=[64, 96, 128])
+    torch.manual_seed(0)
+    model, _ = build_model(cfg)
+    image = torch.rand(3, 48, 64)
+    model.train()
+
+    def draws(n):
+        return [model.transform([image])[0].image_sizes[0] for _ in range(n)]
+
+    torch.manual_seed(1)
+    first = draws(30)
+    assert set(first) == {(64, 85), (96, 128), (128, 170)}   # every size drawn, aspect kept
+    torch.manual_seed(1)
+    assert draws(30) == first
+    model.eval()
+    with at_test_size(model, cfg) as m:   # validation: min_size, one size
+        assert m.transform([image])[0].image_sizes == [(96, 128)]
+    assert model.transform.min_size == (64, 96, 128)   # restored for training
+    path = tmp_path / "best.pt"
+    torch.save(_project_checkpoint(model, config={"model": cfg.model_dump()}), path)
+    loaded, _ = model_from_checkpoint(path)
+    assert loaded.transform.min_size == (96,)
+    with pytest.raises(ValueError, match="shorter sides in px"):
+        ModelConfig(**TINY, train_min_sizes=[16, 96])
+
+
 def test_bn_calibration_normalises_a_random_backbone(coco_set_ro):
     torch.manual_seed(0)
     model, _ = build_model(ModelConfig(**TINY))
