@@ -180,7 +180,26 @@ def build_arch(cfg: ModelConfig, num_classes: int, norm: str) -> MaskRCNN:
                      box_predictor=parts["box_predictor"], mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
                      mask_head=parts["mask"], mask_predictor=parts["mask_predictor"], **kw)
     crowd.install(model)  # crowd targets (data.crowd: ignore) are left out of sampling
+    boxes_in_fp32(model.rpn.head, model.roi_heads.box_predictor)
     return model
+
+
+def _to_fp32(output):
+    if isinstance(output, (tuple, list)):
+        return type(output)(_to_fp32(o) for o in output)
+    return output.float() if output.is_floating_point() else output
+
+
+def boxes_in_fp32(*heads: nn.Module) -> None:
+    """Box deltas and scores leave these heads in fp32 (a forward hook; no new weights).
+
+    Under autocast torchvision's box coder casts anchors and proposals to the deltas' dtype,
+    and bf16 keeps 8 bits of mantissa: pixel coordinates 256-512 land on a 2 px grid, so every
+    regression target is quantised and a small proposal there collapses to zero width (a NaN
+    box loss; measured: multi-scale training up to 555 px diverged at step 180). Decoding and
+    the box losses in fp32 cost nothing measurable."""
+    for head in heads:
+        head.register_forward_hook(lambda _module, _inputs, output: _to_fp32(output))
 
 
 def backbone_stages(model: MaskRCNN) -> list[list[str]]:

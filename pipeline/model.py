@@ -30,7 +30,14 @@ from torchvision.models.detection.mask_rcnn import (
 )
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from pipeline.archs import ARCHS, R50_ARCHS, backbone_stages, build_arch, default_norm
+from pipeline.archs import (
+    ARCHS,
+    R50_ARCHS,
+    backbone_stages,
+    boxes_in_fp32,
+    build_arch,
+    default_norm,
+)
 from pipeline.common import CATEGORIES, StrictModel, UserError
 
 NUM_CLASSES = len(CATEGORIES) + 1  # + background
@@ -122,6 +129,7 @@ class ModelConfig(StrictModel):
 def replace_heads(model: MaskRCNN, num_classes: int) -> None:
     in_features = model.roi_heads.box_predictor.cls_score.in_features
     model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    boxes_in_fp32(model.roi_heads.box_predictor)
     old = model.roi_heads.mask_predictor
     model.roi_heads.mask_predictor = MaskRCNNPredictor(old.conv5_mask.in_channels, old.conv5_mask.out_channels,
                                                        num_classes)
