@@ -253,6 +253,43 @@ def test_test_size_is_what_a_checkpoint_runs_at_outside_training(tmp_path, model
         ModelConfig(**TINY, test_min_size=8)
 
 
+def test_box_deltas_are_decoded_in_fp32_under_bf16_autocast():
+    from torchvision.models.detection._utils import BoxCoder
+
+    from pipeline.model import replace_heads
+
+    # why: torchvision decodes in the deltas' dtype, and bf16 puts x = 500 on a 4 px grid, so a
+    # 2 px wide proposal there comes out zero wide (a NaN regression target in training)
+    coder, anchor = BoxCoder((1.0, 1.0, 1.0, 1.0)), [torch.tensor([[500.0, 100.0, 502.0, 110.0]])]
+    deltas = torch.zeros(1, 4)
+    width = {dt: float(coder.decode(deltas.to(dt), anchor)[0, 0, 2] - coder.decode(deltas.to(dt), anchor)[0, 0, 0])
+             for dt in (torch.bfloat16, torch.float32)}
+    assert width == {torch.bfloat16: 0.0, torch.float32: 2.0}
+
+    torch.manual_seed(0)
+    model, _ = build_model(ModelConfig(**TINY))
+    feats = [torch.rand(1, model.backbone.out_channels, 12, 16)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, deltas = model.rpn.head(feats)
+        scores, box_deltas = model.roi_heads.box_predictor(
+            torch.rand(4, model.roi_heads.box_predictor.cls_score.in_features))
+    assert {t.dtype for t in (*logits, *deltas, scores, box_deltas)} == {torch.float32}
+    # a predictor put in later (COCO weights, then 3-class heads) gets the same treatment
+    replace_heads(model, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, box_deltas = model.roi_heads.box_predictor(torch.rand(4, model.roi_heads.box_predictor.cls_score.in_features))
+    assert box_deltas.dtype == torch.float32
+    # training under bf16: every loss finite
+    model.train()
+    target = {"boxes": torch.tensor([[100.0, 30.0, 104.0, 60.0], [10.0, 10.0, 40.0, 50.0]]),
+              "labels": torch.tensor([1, 2]), "masks": torch.zeros(2, 96, 128, dtype=torch.uint8)}
+    target["masks"][0, 30:60, 100:104] = 1
+    target["masks"][1, 10:50, 10:40] = 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model([torch.rand(3, 96, 128)], [target])
+    assert all(torch.isfinite(v).item() for v in losses.values())
+
+
 def test_multi_scale_training_draws_each_image_a_size_and_runs_at_one(tmp_path):
     """model.train_min_sizes: in training every image is resized to one of them (torch's seeded
     generator, so a seed gives the same draws); validation and checkpoints run at one size."""
