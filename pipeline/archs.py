@@ -180,7 +180,8 @@ def build_arch(cfg: ModelConfig, num_classes: int, norm: str) -> MaskRCNN:
                      box_predictor=parts["box_predictor"], mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
                      mask_head=parts["mask"], mask_predictor=parts["mask_predictor"], **kw)
     crowd.install(model)  # crowd targets (data.crowd: ignore) are left out of sampling
-    boxes_in_fp32(model.rpn.head, model.roi_heads.box_predictor)
+    if cfg.fp32_box_coding:
+        boxes_in_fp32(model.rpn.head, model.roi_heads.box_predictor)
     return model
 
 

@@ -76,6 +76,12 @@ class ModelConfig(StrictModel):
     # to one of these shorter sides, drawn by torch's seeded generator (saved in checkpoints);
     # [] trains at min_size. max_size still caps the longer side, so raise it with them
     train_min_sizes: list[int] = []
+    # box deltas leave the RPN head and box predictor in fp32, so anchors, proposals and box
+    # targets are decoded in fp32 under autocast (detectron2 does the same): torchvision casts
+    # them to the deltas' dtype, and bf16 puts pixel coordinates 256-512 on a 2 px grid (a
+    # 2 px proposal there collapses to zero width: NaN box targets). The demo's 320 px recipe
+    # was chosen with it off (README "Box coding in fp32")
+    fp32_box_coding: bool = True
     # finetune: backbone stages per trainable_stages + FPN + RPN + ROI heads train;
     # features: backbone body and FPN frozen, RPN and ROI heads train (feature extraction);
     # roi_heads: backbone, FPN and RPN frozen, only the ROI box/mask heads train.
@@ -126,10 +132,11 @@ class ModelConfig(StrictModel):
         return v
 
 
-def replace_heads(model: MaskRCNN, num_classes: int) -> None:
+def replace_heads(model: MaskRCNN, num_classes: int, fp32_box_coding: bool = True) -> None:
     in_features = model.roi_heads.box_predictor.cls_score.in_features
     model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
-    boxes_in_fp32(model.roi_heads.box_predictor)
+    if fp32_box_coding:
+        boxes_in_fp32(model.roi_heads.box_predictor)
     old = model.roi_heads.mask_predictor
     model.roi_heads.mask_predictor = MaskRCNNPredictor(old.conv5_mask.in_channels, old.conv5_mask.out_channels,
                                                        num_classes)
@@ -303,7 +310,7 @@ def build_model(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> tuple[MaskR
         skipped = _load_matching(model, sd, source if cfg.weights in ("auto", "coco") else f"model.weights: {path}")
         info.update(source=source, pretrained="detector", reinitialised=skipped)
     if model.roi_heads.box_predictor.cls_score.out_features != num_classes:
-        replace_heads(model, num_classes)
+        replace_heads(model, num_classes, cfg.fp32_box_coding)
         info["reinitialised"] = ["roi_heads.box_predictor", "roi_heads.mask_predictor"]
     set_trainable(model, cfg, trainable_stages_at(cfg, 0))
     return model, info

@@ -288,6 +288,11 @@ def test_box_deltas_are_decoded_in_fp32_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses = model([torch.rand(3, 96, 128)], [target])
     assert all(torch.isfinite(v).item() for v in losses.values())
+    # off (the demo recipe), the heads answer in the autocast dtype as torchvision's do
+    plain, _ = build_model(ModelConfig(**TINY, fp32_box_coding=False))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, deltas = plain.rpn.head(feats)
+    assert deltas[0].dtype == torch.bfloat16
 
 
 def test_multi_scale_training_draws_each_image_a_size_and_runs_at_one(tmp_path):
