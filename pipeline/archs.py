@@ -197,8 +197,8 @@ def boxes_in_fp32(*heads: nn.Module) -> None:
     Under autocast torchvision's box coder casts anchors and proposals to the deltas' dtype,
     and bf16 keeps 8 bits of mantissa: pixel coordinates 256-512 land on a 2 px grid, so every
     regression target is quantised and a small proposal there collapses to zero width (a NaN
-    box loss; measured: multi-scale training up to 555 px diverged at step 180). Decoding and
-    the box losses in fp32 cost nothing measurable."""
+    box loss; measured: multi-scale training up to 555 px diverged at step 180). The hook only
+    casts the heads' small outputs; the convolutions stay in the autocast dtype."""
     for head in heads:
         head.register_forward_hook(lambda _module, _inputs, output: _to_fp32(output))
 

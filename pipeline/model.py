@@ -72,7 +72,7 @@ class ModelConfig(StrictModel):
     # a larger test size than the CPU budget allows in training (README recipe table)
     test_min_size: int | None = Field(None, ge=32)
     test_max_size: int | None = Field(None, ge=32)
-    # multi-scale training (detectron2's MIN_SIZE_TRAIN choice): each training batch is resized
+    # multi-scale training (detectron2's MIN_SIZE_TRAIN choice): each training image is resized
     # to one of these shorter sides, drawn by torch's seeded generator (saved in checkpoints);
     # [] trains at min_size. max_size still caps the longer side, so raise it with them
     train_min_sizes: list[int] = []
