@@ -55,7 +55,7 @@ class Checkpointer:
             scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict() if state.scaler else None,
             step=state.step, rng=rngs, config=config_to_dict(self.cfg), categories=CATEGORIES,
             init=self.init_info, versions=package_versions(), best=state.best, metrics=metrics,
-            train_time=state.train_time)
+            train_time=state.train_time, budget=state.budget)
         if ema is not None:
             content.update(train_model=state.model.state_dict(), ema_updates=int(ema.n_averaged))
         atomic_write_with(path, lambda tmp: torch.save(content, tmp))
@@ -69,6 +69,7 @@ def restore(state: TrainState, ckpt: dict, rank: int) -> None:
         state.scaler.load_state_dict(ckpt["scaler"])
     state.step, state.best = int(ckpt["step"]), ckpt.get("best")
     state.train_time = float(ckpt.get("train_time", 0.0))
+    state.budget = ckpt.get("budget")
     set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)])
     if state.ema is not None and "train_model" in ckpt:  # else the average starts again from here
         state.ema.module.load_state_dict(ckpt["model"])

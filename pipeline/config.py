@@ -66,6 +66,10 @@ class SolverConfig(StrictModel):
     weight_decay: float = Field(1e-4, ge=0)
     pretrained_lr_mult: float = Field(0.1, gt=0, le=1)  # lr factor of pretrained layers vs new heads
     max_iters: int = Field(20000, ge=1)  # --max-iters overrides
+    # a time budget instead of a step count (as Ultralytics' `time`): after a few steps the run
+    # measures its pace and sets max_iters so that training (steps and loading, not validation)
+    # takes this many minutes on this machine; replaces max_iters (pipeline.hooks.TimeBudget)
+    max_minutes: float | None = Field(None, gt=0)
     warmup_iters: int = Field(500, ge=0)
     warmup_factor: float = Field(0.001, gt=0, le=1)
     schedule: Literal["cosine", "step"] = "cosine"

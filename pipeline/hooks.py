@@ -1,5 +1,6 @@
 """The periodic work of a training run, one hook each (pipeline/trainer.py runs them in order):
 
+- TimeBudget: solver.max_minutes, the number of steps that fits it at the measured pace.
 - Unfreeze: trainable backbone stages on the model.unfreeze_every schedule.
 - MetricsWriter: loss terms, learning rates and step time to metrics.jsonl and TensorBoard.
 - Validation: COCO AP on the validation set (masks at the best of engine.MASK_THRESHOLDS), its
@@ -13,6 +14,7 @@ averaging) runs on every rank.
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -50,6 +52,60 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
+
+
+# the pace of a time-budgeted run is measured over MEASURE_STEPS steps after the first SKIP_STEPS
+# of a session, which are slower (allocator and thread-pool warm-up, first validation loader)
+SKIP_STEPS = 5
+MEASURE_STEPS = 20
+
+
+def budget_steps(minutes: float, budget: dict) -> int:
+    """Steps in all that fill `minutes` of training time at the pace measured at budget["step"],
+    when budget["train_time"] seconds had been spent: the same for a resumed run as for the
+    uninterrupted one, given the same minutes."""
+    left = minutes * 60 - budget["train_time"]
+    return budget["step"] + max(0, math.floor(left / budget["s_per_step"]))
+
+
+class TimeBudget(Hook):
+    """solver.max_minutes: measures the seconds per step (steps and loading, as train_time counts
+    them; the mean over ranks under DDP) and sets max_iters, and with it the LR schedule, to what
+    fits the budget. The pace is kept in last.pt, so a resumed run (also with other minutes)
+    plans from the same figure instead of measuring again."""
+
+    def __init__(self, minutes: float, solver, all_reduce: Callable | None, log: MetricsLog | None):
+        self.minutes, self.solver, self.all_reduce, self.log = minutes, solver, all_reduce, log
+        self.t0: tuple[int, float] | None = None
+
+    def before_train(self, state: TrainState) -> None:
+        self.start = state.step
+        if state.budget is None:  # the loop must run long enough to measure
+            state.max_iters = max(state.max_iters, state.step + SKIP_STEPS + MEASURE_STEPS)
+
+    def after_step(self, state: TrainState) -> None:
+        if state.budget is not None:
+            return
+        if state.step == self.start + SKIP_STEPS:
+            self.t0 = (state.step, state.train_time)
+        elif self.t0 is not None and state.step == self.t0[0] + MEASURE_STEPS:
+            pace = torch.tensor([(state.train_time - self.t0[1]) / MEASURE_STEPS])
+            if self.all_reduce is not None:
+                pace = self.all_reduce(pace)
+            state.budget = {"minutes": self.minutes, "s_per_step": round(float(pace), 6),
+                            "step": state.step, "train_time": round(state.train_time, 3)}
+            apply_budget(state, self.solver, self.minutes)
+            if self.log is not None:
+                b = state.budget
+                print(f"time budget: {self.minutes:g} min at {b['s_per_step']:.3f} s/step "
+                      f"-> {state.max_iters} steps (solver.max_iters replaced)")
+                self.log.write({"step": state.step, "event": "budget", **b, "max_iters": state.max_iters})
+
+
+def apply_budget(state: TrainState, solver, minutes: float) -> None:
+    """Set the run's length from state.budget (measured now or read from last.pt): the loop's
+    bound, and solver.max_iters, which the LR schedule and the saved config read."""
+    state.max_iters = solver.max_iters = max(state.step, budget_steps(minutes, state.budget))
 
 
 class Unfreeze(Hook):

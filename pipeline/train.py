@@ -52,8 +52,10 @@ from pipeline.hooks import (
     MetricsLog,
     MetricsWriter,
     PeriodicCheckpoint,
+    TimeBudget,
     Unfreeze,
     Validation,
+    apply_budget,
     headline,
 )
 from pipeline.model import (
@@ -152,7 +154,9 @@ def open_resume(args: argparse.Namespace, cfg: TrainConfig, out: Path, is_main: 
     check_compatible(ckpt, last_pt, cfg.model.arch)
     if cfg.model.norm == "auto":  # the norm the run resolved at its start
         cfg.model.norm = ckpt["config"]["model"].get("norm", "auto")
-    changed = [k for k in changed_keys(ckpt["config"], config_to_dict(cfg)) if k != "solver.max_iters"]
+    # the run's length may change on resume: that is what "train longer" means
+    changed = [k for k in changed_keys(ckpt["config"], config_to_dict(cfg))
+               if k not in ("solver.max_iters", "solver.max_minutes")]
     if changed and is_main:
         print(f"note: resuming with changed settings ({', '.join(changed)}): not an exact continuation")
     return ckpt
@@ -238,11 +242,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                        device=device, dtype=dtype, max_iters=cfg.solver.max_iters,
                        ema=build_ema(model, cfg.solver.ema_decay))
     torch.manual_seed(cfg.seed * 1_000_003 + dinfo.rank)  # RPN/ROI sampling differs per rank
+    budget = cfg.solver.max_minutes
     if ckpt:
         restore(state, ckpt, dinfo.rank)
+        if budget and state.budget:  # the pace it measured, with the minutes asked for now
+            apply_budget(state, cfg.solver, budget)
         if state.step >= cfg.solver.max_iters:
+            more = "solver.max_minutes" if budget and state.budget else "--max-iters"
             raise UserError(f"{out / 'last.pt'}: run already at step {state.step} >= solver.max_iters "
-                            f"{cfg.solver.max_iters} (raise --max-iters to train longer)")
+                            f"{cfg.solver.max_iters} (raise {more} to train longer)")
     start_step = state.step
 
     tb = log = None
@@ -263,7 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader, val_loader, gt = loaders(cfg, train_ds, val_ds, state.step, dinfo, device)
     checkpointer = Checkpointer(cfg, init_info, dinfo)
     unfreeze = Unfreeze(cfg.model, ddp_wrapper(dinfo, device), log)
-    hooks = [unfreeze, MetricsWriter(cfg.log.log_every, log, tb, dinfo, unfreeze),
+    # the budget first: on the step that sizes the run, the hooks after it see the final step
+    hooks = [*([TimeBudget(budget, cfg.solver, distributed.all_reduce_mean if dinfo.enabled else None, log)]
+               if budget else []),
+             unfreeze, MetricsWriter(cfg.log.log_every, log, tb, dinfo, unfreeze),
              Validation(cfg.log.eval_every, val_loader, gt, out, log, tb, cfg.log.tb_images, checkpointer,
                         cfg.log.best_metric, cfg.model),
              PeriodicCheckpoint(cfg.log.checkpoint_every, out / "last.pt", checkpointer)]

@@ -42,6 +42,7 @@ class TrainState:
     net: nn.Module | None = None   # what the step runs: the model or its DDP wrapper
     ema: AveragedModel | None = None  # moving average of `model` (pipeline/ema.py), None when off
     started: float = 0.0           # time.time() when this session's loop began (wall-clock records)
+    budget: dict | None = None     # solver.max_minutes: the measured pace and the steps it gave (hooks.TimeBudget)
 
     def lrs(self) -> dict[str, float]:
         return {g["name"]: g["lr"] for g in self.optimizer.param_groups}
@@ -76,6 +77,9 @@ def train(state: TrainState, batches: Iterable, hooks: list[Hook], clip_grad_nor
         while state.step < state.max_iters:
             for h in hooks:
                 h.before_step(state)
+            if pbar.total != state.max_iters:  # a time budget sized the run
+                pbar.total = state.max_iters
+                pbar.refresh()
             t0 = time.time()
             images, targets = next(it)
             state.losses = train_step(state.net, images, targets, state.optimizer, state.scaler, state.device,

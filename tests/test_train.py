@@ -16,6 +16,7 @@ import yaml
 from helpers_coco import make_coco_set
 
 import pipeline.compare as compare_mod
+import pipeline.hooks as hooks_mod
 import pipeline.train as train_mod
 from pipeline.common import UserError
 from pipeline.config import TrainConfig
@@ -266,6 +267,56 @@ def test_resume_reproduces_the_uninterrupted_run(data, tmp_path, monkeypatch):
     wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
     wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+
+
+class StepClock:
+    """trainer's clock: every step (between two readings) takes 0.5 s, whatever the machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def time(self) -> float:
+        self.now += 0.5
+        return self.now
+
+
+def test_budget_steps_fill_the_minutes_left():
+    b = {"step": 25, "train_time": 30.0, "s_per_step": 1.5}
+    assert hooks_mod.budget_steps(1.0, b) == 25 + 20           # 30 s left at 1.5 s/step
+    assert hooks_mod.budget_steps(1.01, b) == 25 + 20          # no part step
+    assert hooks_mod.budget_steps(0.4, b) == 25                # already spent: stop where it is
+
+
+@pytest.mark.slow
+def test_time_budget_sizes_the_run_and_a_resume_keeps_its_pace(data, tmp_path, monkeypatch):
+    import pipeline.trainer as loop
+
+    monkeypatch.setattr(hooks_mod, "SKIP_STEPS", 1)
+    monkeypatch.setattr(hooks_mod, "MEASURE_STEPS", 2)
+    monkeypatch.setattr(loop, "time", StepClock())
+    cfg = write_config(tmp_path / "cfg.yaml", solver={"max_minutes": 0.05, "schedule": "cosine"})
+    run = tmp_path / "run"
+    args = ["--config", str(cfg), "--data", str(data), "--out", str(run)]
+    # --max-iters 4 is replaced: measured over steps 1-3 at 0.5 s, 3 s fill 6 steps
+    assert train_mod.main(args + ["--max-iters", "4"]) == 0
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["step"] == 6 and ckpt["config"]["solver"]["max_iters"] == 6
+    assert ckpt["budget"] == {"minutes": 0.05, "s_per_step": 0.5, "step": 3, "train_time": 1.5}
+    assert [(r["step"], r["max_iters"]) for r in records(run, "budget")] == [(3, 6)]
+    assert [r["step"] for r in records(run) if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((run / "summary.json").read_text())["max_iters"] == 6
+    # the LR schedule was sized with it: the cosine ends at step 6, not at 4
+    lrs = {r["step"]: r["lr_heads"] for r in records(run) if "loss" in r}
+    assert lrs[4] > 0.001 and lrs[6] == pytest.approx(0.0, abs=1e-12)
+
+    # more minutes on resume: the recorded pace plans the rest, nothing is measured again
+    cfg2 = write_config(tmp_path / "cfg2.yaml", solver={"max_minutes": 0.075, "schedule": "cosine"})
+    args2 = ["--config", str(cfg2), "--data", str(data), "--out", str(run), "--resume"]
+    assert train_mod.main(args2) == 0
+    assert load_checkpoint(run / "last.pt")["step"] == 9         # 3 + (4.5 s - 1.5 s) / 0.5 s
+    assert len(records(run, "budget")) == 1
+    with pytest.raises(UserError, match="already at step 9 .*raise solver.max_minutes"):
+        train_mod.main(args2)
 
 
 @pytest.mark.slow
