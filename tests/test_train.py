@@ -287,6 +287,34 @@ def test_budget_steps_fill_the_minutes_left():
     assert hooks_mod.budget_steps(0.4, b) == 25                # already spent: stop where it is
 
 
+def test_time_budget_revises_its_plan_as_the_pace_changes(monkeypatch):
+    """1 s steps, then 2 s from step 40 on: the first plan (at step 25, after steps 6-25 at 1 s)
+    fills 10 minutes with 600 steps; the revisions, each from the pace of the interval before it,
+    shrink it until the budget holds, and none comes in the last tenth."""
+    from types import SimpleNamespace
+
+    from pipeline.engine import lr_factor as factor
+
+    solver = TrainConfig.model_validate({"solver": {"max_iters": 30, "warmup_iters": 0}}).solver
+    state = SimpleNamespace(step=0, train_time=0.0, max_iters=30, budget=None)
+    hook = hooks_mod.TimeBudget(10.0, solver, None, None)
+    hook.before_train(state)
+    plans = []
+    while state.step < state.max_iters:
+        state.step += 1
+        state.train_time += 1.0 if state.step < 40 else 2.0
+        hook.after_step(state)
+        if state.budget and state.budget["step"] == state.step:
+            plans.append((state.step, state.max_iters))
+    assert plans[0] == (25, 25 + (600 - 25) // 1)
+    assert [n for _, n in plans] == sorted((n for _, n in plans), reverse=True)  # only shrinks here
+    assert 570 <= state.train_time <= 600                # the budget is met, not overrun
+    last, n = plans[-1]
+    interval = max(hooks_mod.MEASURE_STEPS, n // hooks_mod.REVISIONS)
+    assert last + interval < n <= last + 2 * interval      # the last one came before the last interval
+    assert solver.max_iters == state.max_iters and factor(state.max_iters, solver) == 0.0  # schedule follows
+
+
 @pytest.mark.slow
 def test_time_budget_sizes_the_run_and_a_resume_keeps_its_pace(data, tmp_path, monkeypatch):
     import pipeline.trainer as loop
