@@ -119,7 +119,9 @@ class TimeBudget(Hook):
 
 def apply_budget(state: TrainState, solver, minutes: float) -> None:
     """Set the run's length from state.budget (planned now or read from last.pt): the loop's
-    bound, and solver.max_iters, which the LR schedule and the saved config read."""
+    bound, and solver.max_iters, which the LR schedule and the saved config read. A resume may
+    ask for other minutes than the plan was made for: the plan records the ones it now serves."""
+    state.budget["minutes"] = minutes
     state.max_iters = solver.max_iters = max(state.step, budget_steps(minutes, state.budget))
 
 

@@ -245,10 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = cfg.solver.max_minutes
     if ckpt:
         restore(state, ckpt, dinfo.rank)
-        if budget and state.budget:  # the pace it measured, with the minutes asked for now
+        planned = bool(budget and state.budget)
+        if planned:  # the pace it measured, with the minutes asked for now
             apply_budget(state, cfg.solver, budget)
         if state.step >= cfg.solver.max_iters:
-            more = "solver.max_minutes" if budget and state.budget else "--max-iters"
+            more = "solver.max_minutes" if planned else "--max-iters"
             raise UserError(f"{out / 'last.pt'}: run already at step {state.step} >= solver.max_iters "
                             f"{cfg.solver.max_iters} (raise {more} to train longer)")
     start_step = state.step

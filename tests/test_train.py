@@ -287,13 +287,11 @@ def test_budget_steps_fill_the_minutes_left():
     assert hooks_mod.budget_steps(0.4, b) == 25                # already spent: stop where it is
 
 
-def test_time_budget_revises_its_plan_as_the_pace_changes(monkeypatch):
+def test_time_budget_revises_its_plan_as_the_pace_changes():
     """1 s steps, then 2 s from step 40 on: the first plan (at step 25, after steps 6-25 at 1 s)
     fills 10 minutes with 600 steps; the revisions, each from the pace of the interval before it,
     shrink it until the budget holds, and none comes in the last tenth."""
     from types import SimpleNamespace
-
-    from pipeline.engine import lr_factor as factor
 
     solver = TrainConfig.model_validate({"solver": {"max_iters": 30, "warmup_iters": 0}}).solver
     state = SimpleNamespace(step=0, train_time=0.0, max_iters=30, budget=None)
@@ -312,7 +310,7 @@ def test_time_budget_revises_its_plan_as_the_pace_changes(monkeypatch):
     last, n = plans[-1]
     interval = max(hooks_mod.MEASURE_STEPS, n // hooks_mod.REVISIONS)
     assert last + interval < n <= last + 2 * interval      # the last one came before the last interval
-    assert solver.max_iters == state.max_iters and factor(state.max_iters, solver) == 0.0  # schedule follows
+    assert solver.max_iters == state.max_iters and lr_factor(state.max_iters, solver) == 0.0  # schedule follows
 
 
 @pytest.mark.slow
@@ -341,7 +339,9 @@ def test_time_budget_sizes_the_run_and_a_resume_keeps_its_pace(data, tmp_path, m
     cfg2 = write_config(tmp_path / "cfg2.yaml", solver={"max_minutes": 0.075, "schedule": "cosine"})
     args2 = ["--config", str(cfg2), "--data", str(data), "--out", str(run), "--resume"]
     assert train_mod.main(args2) == 0
-    assert load_checkpoint(run / "last.pt")["step"] == 9         # 3 + (4.5 s - 1.5 s) / 0.5 s
+    resumed = load_checkpoint(run / "last.pt")
+    assert resumed["step"] == 9                                  # 3 + (4.5 s - 1.5 s) / 0.5 s
+    assert resumed["budget"] == {"minutes": 0.075, "s_per_step": 0.5, "step": 3, "train_time": 1.5}
     assert len(records(run, "budget")) == 1
     with pytest.raises(UserError, match="already at step 9 .*raise solver.max_minutes"):
         train_mod.main(args2)
