@@ -79,7 +79,7 @@ def base_plan(cfg: ClipJobConfig, humans: list[dict] | None, assets: Sequence[As
     for attempt in range(cfg.clip.plan_tries):
         rng = np.random.default_rng([cfg.clip.seed, attempt])
         plan = plan_scene(scene_cfg, rng, negative=False, humans=humans, aspect=w / h, assets=assets,
-                          image_size=(w, h))
+                          image_size=(w, h), lens_pixels=cfg.render.lens_pixels)
         if len(plan.pedestrians) + len(plan.pallet_jacks) < cfg.clip.min_labelled:
             continue
         # a tracking clip needs company in the frame: keep the plan whose camera sees most

@@ -68,7 +68,8 @@ class BlenderFrames:
             from blender.distort import LensWarp
             from blender.plan.site import site_lens
 
-            self.warp = LensWarp(site_lens(sc.camera.calibration, (self.width, self.height)))
+            self.warp = LensWarp(site_lens(sc.camera.calibration, (self.width, self.height),
+                                           cfg.render.lens_pixels))
             render_cfg = cfg.render.model_copy(update={"resolution": tuple(self.warp.lens.render_size)})
         self.renderer = cycles.Renderer(render_cfg)
         self.device = self.renderer.device  # what the manifest and each part record
@@ -79,7 +80,7 @@ class BlenderFrames:
         scene_rng, seed_rng, post_rng = image_rngs(self.cfg.dataset.seed, index)
         plan = plan_scene(self.cfg.scene, scene_rng, negative=None, humans=self.humans,
                           aspect=self.width / self.height, assets=self.assets,
-                          image_size=(self.width, self.height))
+                          image_size=(self.width, self.height), lens_pixels=self.cfg.render.lens_pixels)
         return plan, seed_rng, post_rng
 
     def build(self, index: int) -> dict:

@@ -143,12 +143,13 @@ def test_generic_plans_stay_version_1_and_calibrated_generic_plans_get_the_lens(
         ScenePlan.from_dict({**d, "version": 5})
 
 
-@pytest.mark.parametrize("model, dist", [("pinhole", DIST), ("fisheye", FISHEYE)])
-def test_the_render_covers_every_pixel_and_the_maps_invert_opencvs_projection(tmp_path, model, dist):
+@pytest.mark.parametrize("model, dist, max_pixels", [("pinhole", DIST, 0.0), ("fisheye", FISHEYE, 0.0),
+                                                     ("pinhole", DIST, 1.0), ("fisheye", FISHEYE, 0.8)])
+def test_the_render_covers_every_pixel_and_the_maps_invert_opencvs_projection(tmp_path, model, dist, max_pixels):
     from blender.distort import LensWarp
     from blender.plan.calibration import render_camera_matrix
 
-    lens = make_lens(load_calibration(write_cal(tmp_path / "c.yaml", dist=dist, model=model)), (W, H))
+    lens = make_lens(load_calibration(write_cal(tmp_path / "c.yaml", dist=dist, model=model)), (W, H), max_pixels)
     warp = LensWarp(lens)
     rw, rh = lens.render_size
     assert (0 <= warp.map_x).all() and (warp.map_x <= rw - 1).all() and (0 <= warp.map_y).all() and (warp.map_y <= rh - 1).all()
@@ -164,6 +165,24 @@ def test_the_render_covers_every_pixel_and_the_maps_invert_opencvs_projection(tm
     np.testing.assert_allclose(back.reshape(-1, 2), np.c_[u.ravel(), v.ravel()], atol=2e-3)
 
 
+def test_a_pixel_budget_renders_the_same_view_at_a_lower_density(tmp_path):
+    from blender.job_config import RenderConfig
+
+    cal = load_calibration(write_cal(tmp_path / "c.yaml", K=[[520.0, 0, 320], [0, 520.0, 240], [0, 0, 1]],
+                                     dist=[-0.25, 0.05, 0, 0, 0], size=(640, 480)))
+    full, capped = make_lens(cal, (640, 480)), make_lens(cal, (640, 480), 1.0)
+    assert full.render_focal_px == 520.0 and math.prod(full.render_size) > 1.4 * 640 * 480  # barrel: larger
+    assert 0.95 * 640 * 480 <= math.prod(capped.render_size) <= 640 * 480
+    assert capped.render_focal_px < 0.85 * 520
+    # the same field of view, to the render's 1-2 px margins
+    for a, b in zip(full.render_size, capped.render_size, strict=True):
+        assert a / full.render_focal_px == pytest.approx(b / capped.render_focal_px, rel=0.01)
+    assert make_lens(cal, (640, 480), 2.0).render_size == full.render_size  # within budget: full density
+    assert RenderConfig(preset="fast").lens_pixels == RenderConfig(preset="quality").lens_pixels == 1.0
+    with pytest.raises(ValueError, match="lens_pixels must be 0"):
+        RenderConfig(lens_pixels=0.1)
+
+
 def test_a_lens_too_wide_for_one_render_is_refused(tmp_path):
     cal = write_cal(tmp_path / "c.yaml", K=[[8.0, 0, 32], [0, 8.0, 24], [0, 0, 1]], dist=[0.0, 0, 0, 0], model="fisheye")
     with pytest.raises(ValueError, match="perspective render cannot cover it"):
@@ -173,8 +192,9 @@ def test_a_lens_too_wide_for_one_render_is_refused(tmp_path):
 # ---------------------------------------------------------------- rendered
 
 @pytest.mark.blender
-@pytest.mark.parametrize("model, dist", [("pinhole", DIST), ("fisheye", FISHEYE)])
-def test_distorted_render_masks_match_opencvs_projection(tmp_path, model, dist):
+@pytest.mark.parametrize("model, dist, max_pixels", [("pinhole", DIST, 0.0), ("fisheye", FISHEYE, 0.0),
+                                                     ("pinhole", DIST, 0.8)])
+def test_distorted_render_masks_match_opencvs_projection(tmp_path, model, dist, max_pixels):
     bpy = pytest.importorskip("bpy")
     import bmesh
 
@@ -188,7 +208,7 @@ def test_distorted_render_masks_match_opencvs_projection(tmp_path, model, dist):
     from blender.scene import clear_scene
     from blender.scene.camera import build_camera
 
-    lens = make_lens(load_calibration(write_cal(tmp_path / "c.yaml", dist=dist, model=model)), (W, H))
+    lens = make_lens(load_calibration(write_cal(tmp_path / "c.yaml", dist=dist, model=model)), (W, H), max_pixels)
     rvec, tvec = site_pose()
     M, loc = blender_pose(rvec, tvec)
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -56,8 +56,11 @@ def undistorted_projection(lens: Lens, render_projection: np.ndarray) -> np.ndar
     return K @ np.linalg.solve(Kr, np.asarray(render_projection, np.float64))
 
 
-def make_lens(cal: Calibration, image_size: tuple[int, int]) -> Lens:
-    """The plan's Lens: the render just covers every pixel of the calibrated image, undistorted."""
+def make_lens(cal: Calibration, image_size: tuple[int, int], max_pixels: float = 0.0) -> Lens:
+    """The plan's Lens: the render just covers every pixel of the calibrated image, undistorted.
+    At full density (max_pixels 0) the render's centre is 1:1 with the image's; a wide lens then
+    needs more pixels than the image has (k1 = -0.25: 1.5x). max_pixels > 0 caps the render at
+    that many times the image's pixels by a lower density (same field of view)."""
     w, h = image_size
     base = Lens(camera_matrix=cal.camera_matrix.tolist(), dist_coeffs=cal.dist_coeffs.tolist(), model=cal.model,
                 image_size=[w, h], render_size=[w, h], render_focal_px=float(cal.camera_matrix[0, 0]))
@@ -67,13 +70,23 @@ def make_lens(cal: Calibration, image_size: tuple[int, int]) -> Lens:
     norm = undistort_pixels(base, border)
     if not np.isfinite(norm).all():
         raise ValueError(f"{cal.path}: dist_coeffs: the lens cannot be undistorted over the whole image")
+    reach_x, reach_y = np.abs(norm[:, 0]).max(), np.abs(norm[:, 1]).max()
+
+    def size(f: float) -> tuple[int, int]:
+        # +1 px per side: the remap's nearest and bilinear lookups stay inside the render
+        return 2 * math.ceil(reach_x * f + 1.5), 2 * math.ceil(reach_y * f + 1.5)
+
     f = base.render_focal_px
-    # +1 px per side: the remap's nearest and bilinear lookups stay inside the render
-    rw = 2 * math.ceil(np.abs(norm[:, 0]).max() * f + 1.5)
-    rh = 2 * math.ceil(np.abs(norm[:, 1]).max() * f + 1.5)
+    rw, rh = size(f)
     if rw > MAX_RENDER_FACTOR * w or rh > MAX_RENDER_FACTOR * h:
         raise ValueError(f"{cal.path}: the calibrated field of view needs a {rw}x{rh} undistorted render "
                          f"(more than {MAX_RENDER_FACTOR:g}x the {w}x{h} image); a perspective render cannot cover it")
+    if max_pixels > 0 and rw * rh > max_pixels * w * h:
+        # the largest f with (2 rx f + 5)(2 ry f + 5) <= budget: size(f) is at most that
+        a, b, c = 4 * reach_x * reach_y, 10 * (reach_x + reach_y), 25 - max_pixels * w * h
+        f = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+        rw, rh = size(f)
+    base.render_focal_px = float(f)
     base.render_size = [int(rw), int(rh)]
     return base
 

@@ -38,7 +38,8 @@ BLUR_ANGLE_DEG = (0.0, 180.0)
 
 def plan_scene(cfg: SceneConfig, rng: Rng, *, negative: bool | None = False,
                humans: Sequence[dict] | None = None, aspect: float = 4 / 3,
-               assets: Sequence[AssetSpec] = (), image_size: tuple[int, int] | None = None) -> ScenePlan:
+               assets: Sequence[AssetSpec] = (), image_size: tuple[int, int] | None = None,
+               lens_pixels: float = 0.0) -> ScenePlan:
     """One frame's plan.
 
     negative=True: nothing labelled is in view (none placed, or the camera looks away);
@@ -49,6 +50,7 @@ def plan_scene(cfg: SceneConfig, rng: Rng, *, negative: bool | None = False,
     assets: the site's own models (render config `assets:`, measured by the Blender view).
     image_size: (width, height) of the image; needed with cfg.camera.calibration when the
     file does not say the size it was made at.
+    lens_pixels: the undistorted render's pixel budget (render.lens_pixels; 0: full density).
     """
     if negative is None:
         negative = bool(rng.random() < cfg.negative_fraction)
@@ -76,7 +78,7 @@ def plan_scene(cfg: SceneConfig, rng: Rng, *, negative: bool | None = False,
     lens = None
     if cfg.camera.calibration:
         size = image_size or cached_size(cfg.camera.calibration)
-        lens = site_lens(cfg.camera.calibration, tuple(size))
+        lens = site_lens(cfg.camera.calibration, tuple(size), lens_pixels)
     camera = place_camera(cfg.camera, rng, floor, focus, aspect, bool(negative), pedestrians, jacks, user, lens)
     if negative and camera.view.maybe:
         # could not look away from everything: drop the labelled objects (and the loads they carried)

@@ -101,8 +101,8 @@ def asset_boxes(assets: Sequence[UserAsset]) -> list[tuple[str, int, np.ndarray]
 # ---------------------------------------------------------------- camera
 
 @functools.lru_cache(maxsize=8)
-def site_lens(path: str, image_size: tuple[int, int]) -> Lens:
-    return make_lens(cached_calibration(path), image_size)
+def site_lens(path: str, image_size: tuple[int, int], max_pixels: float = 0.0) -> Lens:
+    return make_lens(cached_calibration(path), image_size, max_pixels)
 
 
 def apply_lens(cam: Camera, lens: Lens) -> None:
