@@ -93,9 +93,9 @@ class RenderConfig(StrictModel):
     # A calibrated lens (scene.camera.calibration) renders its undistorted view, then warps it.
     # At full density (0) the image's centre is 1:1 and a barrel lens needs more pixels than the
     # image (k1 = -0.25: 1.54x, and 1.54x the Cycles time); the default renders as many pixels
-    # as the image has, the same view at a lower density (README "Your site": -0.5 dB fast,
-    # -1.5 dB quality against a 32-spp full-density render, 0.65x the time). Training resizes
-    # images by more than that.
+    # as the image has, the same view at a lower density (README "Your site": 0.65x the pixels,
+    # 0.75x the quality preset's time and 0.8-0.9x the fast one's; -1.5 and -0.5 dB against a
+    # 32-spp full-density render). Training resizes images by more than that.
     lens_pixels: float = Field(1.0, ge=0.0, le=16.0)
     view_transform: Literal["AgX", "Standard", "Filmic", "Khronos PBR Neutral"] = "AgX"
     threads: int = Field(0, ge=0, le=1024)  # 0 = all cores
@@ -103,6 +103,13 @@ class RenderConfig(StrictModel):
     # auto: the best GPU backend Cycles reports, else the CPU (blender/render_device.py). Masks
     # are the same on every device; pixels differ by sampling noise, so it is not in the hash.
     device: Literal["auto", "cpu", "cuda", "optix", "hip", "metal"] = "auto"
+
+    @field_validator("lens_pixels")
+    @classmethod
+    def _lens_pixels(cls, v: float) -> float:
+        if 0 < v < 0.25:
+            raise ValueError(f"lens_pixels must be 0 (full density) or >= 0.25, got {v}")
+        return v
 
     @model_validator(mode="after")
     def _fill_from_preset(self) -> RenderConfig:
@@ -113,8 +120,6 @@ class RenderConfig(StrictModel):
             if getattr(self, key) is None:
                 # bypass validate_assignment recursion: the preset values are known-good
                 object.__setattr__(self, key, value)
-        if 0 < self.lens_pixels < 0.25:
-            raise ValueError(f"lens_pixels must be 0 (full density) or >= 0.25, got {self.lens_pixels}")
         if self.diffuse_bounces > self.max_bounces or self.glossy_bounces > self.max_bounces:
             raise ValueError(f"diffuse_bounces ({self.diffuse_bounces}) and glossy_bounces "
                              f"({self.glossy_bounces}) must be <= max_bounces ({self.max_bounces})")
